@@ -1,0 +1,1 @@
+//! agentbus-agent (being written).

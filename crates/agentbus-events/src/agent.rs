@@ -1,0 +1,1 @@
+//! agent events (being written).

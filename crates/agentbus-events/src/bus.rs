@@ -1,0 +1,1 @@
+//! bus events (being written).

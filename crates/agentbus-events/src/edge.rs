@@ -1,0 +1,1 @@
+//! edge events (being written).

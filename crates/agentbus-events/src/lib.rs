@@ -1,0 +1,56 @@
+//! # agentbus-events
+//!
+//! The event catalogue of agentbus: every event an agent produces, as a Rust type, and the
+//! one wire format they all share on disk, over NATS and in the browser.
+//!
+//! - [`Event`] is the trait every catalogue type implements; [`DynEvent`] is its
+//!   type-erased form, used by wildcard subscribers and sinks.
+//! - Each domain is a module: [`llm`], [`tool`], [`realtime`], [`stt`], [`tts`], [`vad`],
+//!   [`turn`], [`vlm`], [`video`], [`agent`], [`edge`], [`call`], [`stream`] (the provider
+//!   contract), [`react`] (the agent loop), plus [`base`], [`bus`] and [`plugin`].
+//! - [`wire`] encodes and decodes the wire format; [`Registry`] maps `type` strings to
+//!   decoders; [`schema`] generates the JSON Schema of the format from the types.
+//!
+//! This crate depends on serde and nothing asynchronous.
+
+// Lets `define_event!` name this crate the same way inside and outside it.
+extern crate self as agentbus_events;
+
+mod event;
+mod example;
+mod macros;
+mod meta;
+mod registry;
+
+pub mod catalogue;
+pub mod schema;
+pub mod wire;
+
+pub mod agent;
+pub mod base;
+pub mod bus;
+pub mod call;
+pub mod edge;
+pub mod llm;
+pub mod plugin;
+pub mod react;
+pub mod realtime;
+pub mod stream;
+pub mod stt;
+pub mod tool;
+pub mod tts;
+pub mod turn;
+pub mod vad;
+pub mod video;
+pub mod vlm;
+
+pub use event::{Domain, DynEvent, Event};
+pub use example::Example;
+pub use meta::{ErrorInfo, EventMeta, Participant, PluginInfo};
+pub use registry::{EventInfo, Registry, RegistryError};
+pub use wire::{DecodeError, EncodeError, SCHEMA_VERSION};
+
+#[doc(hidden)]
+pub use schemars as __schemars;
+#[doc(hidden)]
+pub use serde as __serde;

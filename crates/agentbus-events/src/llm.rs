@@ -1,0 +1,1 @@
+//! llm events (being written).

@@ -1,0 +1,204 @@
+//! The fields every event shares: identity, time, session, and who it concerns.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Example;
+
+/// The base fields of every event (Vision Agents' `BaseEvent`), plus the bus
+/// sequence number.
+///
+/// On the wire these fields sit flat beside the event's own fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EventMeta {
+    /// Unique id of this event instance (a random UUID).
+    pub event_id: Uuid,
+    /// When the event was created, in UTC (RFC 3339 on the wire).
+    pub timestamp: DateTime<Utc>,
+    /// Position in the order the bus accepted events; stamped by the bus on `send`,
+    /// absent on events that never went through a bus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The session (agent run, call, conversation) the event belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The call participant the event relates to, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<Participant>,
+    /// Caller-supplied metadata, carried untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_metadata: Option<serde_json::Value>,
+}
+
+impl EventMeta {
+    /// Fresh metadata: a new random id and the current time; everything else empty.
+    pub fn new() -> Self {
+        Self {
+            event_id: Uuid::new_v4(),
+            timestamp: Utc::now(),
+            seq: None,
+            session_id: None,
+            participant: None,
+            user_metadata: None,
+        }
+    }
+
+    /// Fresh metadata belonging to `session_id`.
+    pub fn for_session(session_id: impl Into<String>) -> Self {
+        Self {
+            session_id: Some(session_id.into()),
+            ..Self::new()
+        }
+    }
+}
+
+impl Default for EventMeta {
+    /// Same as [`EventMeta::new`]: a default event still gets a unique id and a time.
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Example for EventMeta {
+    fn example() -> Self {
+        Self {
+            event_id: Uuid::example(),
+            timestamp: DateTime::<Utc>::example(),
+            seq: Some(42),
+            session_id: Some("session-1".into()),
+            participant: Some(Participant::example()),
+            user_metadata: Some(serde_json::json!({"tenant": "acme"})),
+        }
+    }
+
+    fn minimal() -> Self {
+        Self {
+            event_id: Uuid::example(),
+            timestamp: DateTime::<Utc>::example(),
+            seq: None,
+            session_id: None,
+            participant: None,
+            user_metadata: None,
+        }
+    }
+}
+
+/// The fields plugin events add (Vision Agents' `PluginBaseEvent`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PluginInfo {
+    /// Name of the plugin that emitted the event (e.g. `openai`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_name: Option<String>,
+    /// Version of that plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_version: Option<String>,
+}
+
+impl PluginInfo {
+    /// Plugin info naming `name`, with no version.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            plugin_name: Some(name.into()),
+            plugin_version: None,
+        }
+    }
+}
+
+impl Example for PluginInfo {
+    fn example() -> Self {
+        Self {
+            plugin_name: Some("openai".into()),
+            plugin_version: Some("1.0.0".into()),
+        }
+    }
+    fn minimal() -> Self {
+        Self::default()
+    }
+}
+
+/// A participant in a call: who an event relates to.
+///
+/// Vision Agents passes its video platform's live participant object; agentbus keeps the
+/// data that identifies it and leaves the rest in `custom`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Participant {
+    /// The participant's user id.
+    pub user_id: String,
+    /// Display name, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The participant's own session id on the call, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_session_id: Option<String>,
+    /// Anything else the transport reported about the participant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<serde_json::Value>,
+}
+
+impl Example for Participant {
+    fn example() -> Self {
+        Self {
+            user_id: "user-1".into(),
+            name: Some("Ada".into()),
+            participant_session_id: Some("ps-1".into()),
+            custom: Some(serde_json::json!({"role": "host"})),
+        }
+    }
+    fn minimal() -> Self {
+        Self {
+            user_id: "user-1".into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// An error carried inside an event: data, never a live exception object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorInfo {
+    /// Human-readable message.
+    pub message: String,
+    /// What kind of error this is (an error class such as `rate_limit`, `timeout`,
+    /// `ValueError`, `panic`).
+    pub kind: String,
+    /// A provider or protocol error code, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl ErrorInfo {
+    /// An error of `kind` with `message` and no code.
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            kind: kind.into(),
+            code: None,
+        }
+    }
+
+    /// The same error with `code` set.
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+}
+
+impl std::fmt::Display for ErrorInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)?;
+        if let Some(code) = &self.code {
+            write!(f, " (code {code})")?;
+        }
+        Ok(())
+    }
+}
+
+impl Example for ErrorInfo {
+    fn example() -> Self {
+        Self::new("rate_limit", "too many requests").with_code("429")
+    }
+    fn minimal() -> Self {
+        Self::new("rate_limit", "too many requests")
+    }
+}

@@ -1,0 +1,1 @@
+//! plugin events (being written).

@@ -1,0 +1,1 @@
+//! realtime events (being written).

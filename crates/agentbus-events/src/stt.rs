@@ -1,0 +1,1 @@
+//! stt events (being written).

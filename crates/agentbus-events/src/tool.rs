@@ -1,0 +1,1 @@
+//! tool events (being written).

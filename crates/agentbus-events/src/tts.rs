@@ -1,0 +1,1 @@
+//! tts events (being written).

@@ -1,0 +1,1 @@
+//! vad events (being written).

@@ -1,0 +1,1 @@
+//! vlm events (being written).

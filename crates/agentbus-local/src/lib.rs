@@ -1,0 +1,1 @@
+//! agentbus-local (being written).

@@ -1,0 +1,1 @@
+//! agentbus-store (being written).

@@ -1,0 +1,1 @@
+//! agentbus-telemetry (being written).
