@@ -4,5 +4,9 @@ use crate::EventInfo;
 
 /// Every event type of the catalogue, grouped by domain.
 pub fn all() -> Vec<EventInfo> {
-    vec![EventInfo::of::<crate::base::ExceptionEvent>()]
+    let mut all = vec![EventInfo::of::<crate::base::ExceptionEvent>()];
+    all.push(EventInfo::of::<crate::bus::SubscriberLaggedEvent>());
+    all.extend(crate::stream::event_infos());
+    all.extend(crate::react::event_infos());
+    all
 }
