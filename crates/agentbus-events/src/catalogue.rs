@@ -6,6 +6,7 @@ use crate::EventInfo;
 pub fn all() -> Vec<EventInfo> {
     let mut all = vec![EventInfo::of::<crate::base::ExceptionEvent>()];
     all.push(EventInfo::of::<crate::bus::SubscriberLaggedEvent>());
+    all.push(EventInfo::of::<crate::bus::SubscriberLaggedEvent>());
     all.extend(crate::stream::event_infos());
     all.extend(crate::react::event_infos());
     all
