@@ -1,1 +1,23 @@
-//! agentbus-llm (being written).
+//! # agentbus-llm
+//!
+//! LLM providers for agentbus. Every provider turns what its server sends into the strict
+//! provider contract, [`StreamEvent`](agentbus_events::stream::StreamEvent) (Hive's stream
+//! events: text and reasoning deltas, tool calls, exactly one `Finish` or `Error` at the
+//! end), behind one trait, [`ChatModel`].
+//!
+//! - [`ChatModel`], [`ChatRequest`], [`Message`], [`Role`], [`ToolDefinition`],
+//!   [`ToolCallRequest`]: the provider-neutral interface.
+//! - [`ScriptedModel`]: a test double replaying events or a recorded SSE body.
+#![warn(missing_docs)]
+
+mod model;
+mod request;
+mod scripted;
+
+pub use model::{ChatModel, ChatResponse, ChatStream};
+pub use request::{ChatRequest, Message, Role, ToolCallRequest, ToolDefinition};
+pub use scripted::ScriptedModel;
+
+pub use agentbus_events::stream::{
+    Finish, StreamError, StreamErrorKind, StreamEvent, TextDelta, ToolCall, ToolCallDelta,
+};

@@ -1,0 +1,91 @@
+//! [`ScriptedModel`]: a [`ChatModel`] that replays a script, for users' own tests.
+
+use std::time::Duration;
+
+use agentbus_events::stream::{Finish, StreamEvent, TextEnd};
+use futures::StreamExt;
+
+use crate::model::{ChatModel, ChatStream};
+use crate::request::ChatRequest;
+
+/// What a [`ScriptedModel`] replays on each call.
+#[derive(Clone, Debug)]
+enum Script {
+    /// These events, as given.
+    Events(Vec<StreamEvent>),
+}
+
+/// A model that answers every request by replaying the same script: a list of
+/// [`StreamEvent`]s (taken as given, so a script may even break the contract to test a
+/// consumer), or a recorded SSE body decoded by the real provider decoder.
+///
+/// An optional delay is slept before each event (needs a tokio runtime when set).
+#[derive(Clone, Debug)]
+pub struct ScriptedModel {
+    name: String,
+    script: Script,
+    delay: Option<Duration>,
+}
+
+impl ScriptedModel {
+    /// Replays `events` on every call.
+    pub fn from_events(name: impl Into<String>, events: Vec<StreamEvent>) -> Self {
+        Self {
+            name: name.into(),
+            script: Script::Events(events),
+            delay: None,
+        }
+    }
+
+    /// Answers every call with `text` in one delta, then `TextEnd` and a `stop` finish.
+    pub fn text(name: impl Into<String>, text: impl Into<String>) -> Self {
+        let name = name.into();
+        let text = text.into();
+        let events = vec![
+            StreamEvent::text_delta(text.clone(), text.clone()),
+            StreamEvent::TextEnd(TextEnd { full_text: text }),
+            StreamEvent::Finish(Finish {
+                stop_reason: "stop".into(),
+                model: name.clone(),
+                ..Finish::default()
+            }),
+        ];
+        Self::from_events(name, events)
+    }
+
+    /// The same model, sleeping `delay` before each event.
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
+    /// The events one call yields.
+    pub fn events(&self) -> Vec<StreamEvent> {
+        match &self.script {
+            Script::Events(events) => events.clone(),
+        }
+    }
+}
+
+impl ChatModel for ScriptedModel {
+    fn stream(&self, _request: ChatRequest) -> ChatStream {
+        let events = self.events();
+        match self.delay {
+            None => futures::stream::iter(events).boxed(),
+            Some(delay) => futures::stream::iter(events)
+                .then(move |event| async move {
+                    tokio::time::sleep(delay).await;
+                    event
+                })
+                .boxed(),
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn provider(&self) -> &str {
+        "scripted"
+    }
+}
