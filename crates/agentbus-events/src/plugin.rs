@@ -1,1 +1,61 @@
-//! plugin events (being written).
+//! Provider-specific plugin events: raw streaming chunks of the OpenAI and xAI plugins,
+//! and the Qwen plugin's errors.
+
+use crate::llm::error_message;
+use crate::{ErrorInfo, define_event};
+
+define_event! {
+    /// The OpenAI plugin received a streaming chunk; the chunk is kept as the provider
+    /// sent it.
+    #[event(type = "plugin.openai.stream", domain = Plugin, base = plugin)]
+    pub struct OpenAIStreamEvent {
+        /// The raw streaming chunk.
+        pub chunk: serde_json::Value,
+    }
+}
+
+define_event! {
+    /// The xAI plugin received a streaming response chunk; the chunk is kept as the
+    /// provider sent it.
+    #[event(type = "plugin.xai.chunk", domain = Plugin, base = plugin)]
+    pub struct XAIChunkEvent {
+        /// The raw streaming chunk.
+        pub chunk: serde_json::Value,
+    }
+}
+
+define_event! {
+    /// The Qwen LLM plugin hit an error.
+    ///
+    /// The seed gives no `type` string; it follows the other plugins' pattern
+    /// (`plugin.<provider>.<event>`). The exception is carried as data ([`ErrorInfo`]);
+    /// a human-readable message is [`QwenLLMErrorEvent::error_message`].
+    #[event(type = "plugin.qwen.llm_error", domain = Plugin, base = plugin)]
+    pub struct QwenLLMErrorEvent {
+        /// The error that occurred.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub error: Option<ErrorInfo>,
+        /// The error code, when there is one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub error_code: Option<String>,
+        /// Where the error happened.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub context: Option<String>,
+    }
+}
+
+impl QwenLLMErrorEvent {
+    /// A human-readable message for the error (`"Unknown error"` when none is carried).
+    pub fn error_message(&self) -> String {
+        error_message(self.error.as_ref(), self.error_code.as_deref())
+    }
+}
+
+/// Every provider plugin event type, for [`catalogue::all`](crate::catalogue::all).
+pub fn event_infos() -> Vec<crate::EventInfo> {
+    vec![
+        crate::EventInfo::of::<OpenAIStreamEvent>(),
+        crate::EventInfo::of::<XAIChunkEvent>(),
+        crate::EventInfo::of::<QwenLLMErrorEvent>(),
+    ]
+}

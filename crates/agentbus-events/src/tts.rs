@@ -1,1 +1,167 @@
-//! tts events (being written).
+//! Text-to-speech events: audio chunks, synthesis start and completion, connection state
+//! and errors (Vision Agents' `vision_agents.core.tts.events`).
+
+use crate::base::{ConnectionState, PcmData};
+use crate::llm::error_message;
+use crate::{ErrorInfo, define_event};
+
+define_event! {
+    /// A chunk of synthesised audio is ready.
+    #[event(type = "plugin.tts_audio", domain = Tts, base = plugin)]
+    pub struct TTSAudioEvent {
+        /// The audio.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub data: Option<PcmData>,
+        /// Position of this chunk in the synthesis, from 0.
+        #[serde(default)]
+        pub chunk_index: u64,
+        /// Whether this is the synthesis's last chunk.
+        #[serde(default)]
+        pub is_final_chunk: bool,
+        /// The text being spoken.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub text_source: Option<String>,
+        /// The synthesis the chunk belongs to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub synthesis_id: Option<String>,
+        /// Interruption counter: it increases each time speech is interrupted, so audio
+        /// produced before an interruption can be recognised as stale.
+        #[serde(default)]
+        pub epoch: u64,
+    }
+}
+
+define_event! {
+    /// Speech synthesis of a text has begun.
+    #[event(type = "plugin.tts_synthesis_start", domain = Tts, base = plugin)]
+    pub struct TTSSynthesisStartEvent {
+        /// The text to speak.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub text: Option<String>,
+        /// Identifies this synthesis; its audio and completion events carry the same id.
+        pub synthesis_id: String,
+        /// The voice model.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub model_name: Option<String>,
+        /// The voice.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub voice_id: Option<String>,
+        /// The expected length of the audio, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub estimated_duration_ms: Option<f64>,
+    }
+}
+
+define_event! {
+    /// Speech synthesis has finished, with how much audio it produced and how fast.
+    #[event(type = "plugin.tts_synthesis_complete", domain = Tts, base = plugin)]
+    pub struct TTSSynthesisCompleteEvent {
+        /// The synthesis that finished.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub synthesis_id: Option<String>,
+        /// The text that was spoken.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub text: Option<String>,
+        /// Total audio produced, in bytes.
+        #[serde(default)]
+        pub total_audio_bytes: u64,
+        /// How long synthesis took, in milliseconds.
+        #[serde(default)]
+        pub synthesis_time_ms: f64,
+        /// The length of the audio produced, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub audio_duration_ms: Option<f64>,
+        /// How many audio chunks were produced.
+        #[serde(default)]
+        pub chunk_count: u64,
+        /// Synthesis time divided by audio duration (below 1 is faster than real time).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub real_time_factor: Option<f64>,
+    }
+}
+
+define_event! {
+    /// Speech synthesis failed.
+    ///
+    /// Union of the seeds: 002 adds `text_source`, `synthesis_id` and `is_recoverable`
+    /// to 001's fields. The exception is carried as data ([`ErrorInfo`]); the seed's
+    /// `error_message` property is [`TTSErrorEvent::error_message`].
+    #[event(type = "plugin.tts_error", domain = Tts, base = plugin)]
+    pub struct TTSErrorEvent {
+        /// The error that occurred.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub error: Option<ErrorInfo>,
+        /// The provider's error code.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub error_code: Option<String>,
+        /// Where the error happened.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub context: Option<String>,
+        /// The text being synthesised.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub text_source: Option<String>,
+        /// The synthesis that failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub synthesis_id: Option<String>,
+        /// Whether synthesis can carry on (true when absent on the wire, as in the seed;
+        /// `Default::default()` gives `false`).
+        #[serde(default = "crate::llm::default_true")]
+        pub is_recoverable: bool,
+    }
+}
+
+impl TTSErrorEvent {
+    /// A human-readable message for the error (`"Unknown error"` when none is carried).
+    pub fn error_message(&self) -> String {
+        error_message(self.error.as_ref(), self.error_code.as_deref())
+    }
+}
+
+define_event! {
+    /// The connection to the text-to-speech provider changed state.
+    #[event(type = "plugin.tts_connection", domain = Tts, base = plugin)]
+    pub struct TTSConnectionEvent {
+        /// The new state.
+        pub connection_state: ConnectionState,
+        /// The provider.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub provider: Option<String>,
+        /// Anything else the provider said about the connection.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub details: Option<serde_json::Value>,
+    }
+}
+
+define_event! {
+    /// A text-to-speech connection has been established. Carries only the plugin base
+    /// fields.
+    #[event(type = "plugin.tts_connected", domain = Tts, base = plugin)]
+    pub struct TTSConnectedEvent {}
+}
+
+define_event! {
+    /// A text-to-speech connection has closed.
+    #[event(type = "plugin.tts_disconnected", domain = Tts, base = plugin)]
+    pub struct TTSDisconnectedEvent {
+        /// Why it closed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub reason: Option<String>,
+        /// Whether it closed cleanly (true when absent on the wire; `Default::default()`
+        /// gives `false`).
+        #[serde(default = "crate::llm::default_true")]
+        pub clean: bool,
+    }
+}
+
+/// Every text-to-speech event type, for [`catalogue::all`](crate::catalogue::all).
+pub fn event_infos() -> Vec<crate::EventInfo> {
+    vec![
+        crate::EventInfo::of::<TTSAudioEvent>(),
+        crate::EventInfo::of::<TTSSynthesisStartEvent>(),
+        crate::EventInfo::of::<TTSSynthesisCompleteEvent>(),
+        crate::EventInfo::of::<TTSErrorEvent>(),
+        crate::EventInfo::of::<TTSConnectionEvent>(),
+        crate::EventInfo::of::<TTSConnectedEvent>(),
+        crate::EventInfo::of::<TTSDisconnectedEvent>(),
+    ]
+}

@@ -1,1 +1,62 @@
-//! vad events (being written).
+//! Voice activity detection events: speech starting, speech ending, errors.
+//!
+//! The seed gives these classes but no `type` strings; they follow their siblings'
+//! pattern (`plugin.vad_speech_start`, ...), as `catalogue.md` settles.
+
+use crate::llm::error_message;
+use crate::{ErrorInfo, define_event};
+
+define_event! {
+    /// Voice activity detection heard speech begin.
+    ///
+    /// The seed's `timestamp` field (when speech started) is the base `timestamp`.
+    #[event(type = "plugin.vad_speech_start", domain = Vad, base = plugin)]
+    pub struct VADSpeechStartEvent {}
+}
+
+define_event! {
+    /// Voice activity detection heard speech end.
+    ///
+    /// The seed's `timestamp` field (when speech ended) is the base `timestamp`.
+    #[event(type = "plugin.vad_speech_end", domain = Vad, base = plugin)]
+    pub struct VADSpeechEndEvent {
+        /// How long the speech segment lasted, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub duration_ms: Option<f64>,
+    }
+}
+
+define_event! {
+    /// Voice activity detection failed.
+    ///
+    /// The exception is carried as data ([`ErrorInfo`]); a human-readable message is
+    /// [`VADErrorEvent::error_message`].
+    #[event(type = "plugin.vad_error", domain = Vad, base = plugin)]
+    pub struct VADErrorEvent {
+        /// The error that occurred.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub error: Option<ErrorInfo>,
+        /// The error code, when there is one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub error_code: Option<String>,
+        /// Where the error happened.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub context: Option<String>,
+    }
+}
+
+impl VADErrorEvent {
+    /// A human-readable message for the error (`"Unknown error"` when none is carried).
+    pub fn error_message(&self) -> String {
+        error_message(self.error.as_ref(), self.error_code.as_deref())
+    }
+}
+
+/// Every voice activity detection event type, for [`catalogue::all`](crate::catalogue::all).
+pub fn event_infos() -> Vec<crate::EventInfo> {
+    vec![
+        crate::EventInfo::of::<VADSpeechStartEvent>(),
+        crate::EventInfo::of::<VADSpeechEndEvent>(),
+        crate::EventInfo::of::<VADErrorEvent>(),
+    ]
+}
