@@ -1,1 +1,42 @@
-//! agentbus-store (being written).
+//! # agentbus-store
+//!
+//! The event store: every event of every session, durable, queryable and replayable.
+//!
+//! - [`EventStore`] opens a store by URL: `sqlite://agentbus.db` (the embedded default,
+//!   WAL mode) or `postgres://…` (shared), both behind the one [`Backend`] trait, with one
+//!   schema and versioned [`migrations`].
+//! - [`StoreWriter`] appends in batches from a bounded queue (backpressure, never a silent
+//!   drop); flush and close write everything accepted; a process killed mid-run leaves a
+//!   store that opens and holds a gap-free prefix of the events.
+//! - Rows keep the wire-format JSON beside indexed columns (session, type, time, request id,
+//!   agent call id); PCM audio samples are left out by default ([`AudioPolicy`]).
+//! - Queries ([`EventQuery`]), session summaries and statistics ([`SessionSummary`],
+//!   [`Stats`]) and [`replay`] of a session with its original timing.
+#![warn(missing_docs)]
+
+mod backend;
+mod error;
+mod location;
+pub mod migrations;
+mod postgres;
+mod query;
+pub mod replay;
+mod row;
+mod sqlite;
+mod store;
+mod summary;
+mod writer;
+
+pub use backend::{Backend, SessionCounts, open_backend, open_backend_at_version};
+pub use error::{Result, StoreError};
+pub use location::{DEFAULT_STORE_URL, StoreLocation};
+pub use postgres::PostgresBackend;
+pub use query::EventQuery;
+pub use replay::{Recording, ReplaySpeed};
+pub use row::{
+    AudioPolicy, EventRow, RowEncoder, StoredEvent, datetime_to_micros, micros_to_datetime,
+};
+pub use sqlite::SqliteBackend;
+pub use store::EventStore;
+pub use summary::{ModelStats, SessionSummary, Stats, ToolStats, percentile};
+pub use writer::{Appender, StoreWriter, WriterOptions, WriterReport};

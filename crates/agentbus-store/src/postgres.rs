@@ -1,0 +1,323 @@
+//! The PostgreSQL backend: a store shared by several processes or machines.
+//!
+//! Appends take an exclusive lock on the `events` table for the length of one batch
+//! transaction (readers are not blocked), read the last `seq` and write the batch with a
+//! binary `COPY`, so concurrent writers still produce one gap-free sequence. Connections
+//! are made without TLS (`sslmode=require` is refused with a clear error).
+
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{ToSql, Type};
+use postgres::{Client, Config, NoTls};
+
+use crate::backend::{Backend, SessionCounts};
+use crate::error::{Result, StoreError};
+use crate::location::mask_password;
+use crate::migrations::{self, LATEST_VERSION, SCHEMA_TABLE_DDL};
+use crate::query::{Dialect, EventQuery, SqlParam};
+use crate::row::{EventRow, StoredEvent};
+use crate::sqlite::to_stored;
+
+/// How long to wait for the server when the URL does not say (`connect_timeout=`).
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An event store in a PostgreSQL database (optionally in its own schema).
+pub struct PostgresBackend {
+    client: Client,
+    location: String,
+}
+
+impl std::fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresBackend")
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl PostgresBackend {
+    /// Connects to `url`, selects (creating if missing) `schema`, and migrates the store up
+    /// to `target`. A store with a newer schema than this build knows is refused untouched.
+    pub fn open(url: &str, schema: Option<&str>, target: i64) -> Result<Self> {
+        let mut location = mask_password(url);
+        if let Some(schema) = schema {
+            location.push_str(&format!(" (schema {schema})"));
+        }
+        let mut config: Config =
+            url.parse()
+                .map_err(|e: postgres::Error| StoreError::InvalidUrl {
+                    url: mask_password(url),
+                    reason: e.to_string(),
+                })?;
+        if config.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(StoreError::InvalidUrl {
+                url: mask_password(url),
+                reason:
+                    "TLS connections are not supported by this build; use sslmode=disable or prefer"
+                        .into(),
+            });
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
+        let mut client = config.connect(NoTls).map_err(|e| StoreError::Connect {
+            location: location.clone(),
+            message: e.to_string(),
+        })?;
+        if let Some(schema) = schema {
+            let quoted = quote_ident(schema);
+            client
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {quoted}; SET search_path TO {quoted}"
+                ))
+                .map_err(StoreError::postgres("selecting the schema"))?;
+        }
+        let mut backend = Self { client, location };
+        if backend.has_schema_table()? {
+            let found = backend.schema_version()?;
+            if found > LATEST_VERSION {
+                return Err(StoreError::SchemaTooNew {
+                    location: backend.location.clone(),
+                    found,
+                    supported: LATEST_VERSION,
+                });
+            }
+        }
+        backend.migrate(target)?;
+        Ok(backend)
+    }
+
+    fn has_schema_table(&mut self) -> Result<bool> {
+        let row = self
+            .client
+            .query_one("SELECT to_regclass('agentbus_schema') IS NOT NULL", &[])
+            .map_err(StoreError::postgres("reading the schema"))?;
+        Ok(row.get(0))
+    }
+
+    fn migrate(&mut self, target: i64) -> Result<()> {
+        let location = self.location.clone();
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(StoreError::postgres("starting the migration"))?;
+        // Serialise concurrent migrations of the same schema.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(current_schema()))",
+            &[],
+        )
+        .map_err(StoreError::postgres("locking for the migration"))?;
+        let exists: bool = tx
+            .query_one("SELECT to_regclass('agentbus_schema') IS NOT NULL", &[])
+            .map_err(StoreError::postgres("reading the schema"))?
+            .get(0);
+        if !exists {
+            tx.batch_execute(SCHEMA_TABLE_DDL)
+                .map_err(StoreError::postgres("creating the schema table"))?;
+        }
+        let current: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0)::BIGINT FROM agentbus_schema",
+                &[],
+            )
+            .map_err(StoreError::postgres("reading the schema version"))?
+            .get(0);
+        if current > LATEST_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                location,
+                found: current,
+                supported: LATEST_VERSION,
+            });
+        }
+        for m in migrations::pending(current, target) {
+            tracing::info!(
+                version = m.version,
+                description = m.description,
+                "migrating store"
+            );
+            tx.batch_execute(m.postgres)
+                .map_err(StoreError::postgres("applying a migration"))?;
+            tx.execute(
+                "INSERT INTO agentbus_schema (version, description, applied_at_us) VALUES ($1, $2, $3)",
+                &[&m.version, &m.description, &chrono::Utc::now().timestamp_micros()],
+            )
+            .map_err(StoreError::postgres("recording a migration"))?;
+        }
+        tx.commit()
+            .map_err(StoreError::postgres("committing the migration"))
+    }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Backend for PostgresBackend {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn schema_version(&mut self) -> Result<i64> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0)::BIGINT FROM agentbus_schema",
+                &[],
+            )
+            .map_err(StoreError::postgres("reading the schema version"))?;
+        Ok(row.get(0))
+    }
+
+    fn append(&mut self, rows: &[EventRow]) -> Result<RangeInclusive<u64>> {
+        if rows.is_empty() {
+            #[allow(clippy::reversed_empty_ranges)]
+            return Ok(1..=0);
+        }
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(StoreError::postgres("starting an append"))?;
+        tx.batch_execute("LOCK TABLE events IN EXCLUSIVE MODE")
+            .map_err(StoreError::postgres("locking the events table"))?;
+        let last: i64 = tx
+            .query_one("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM events", &[])
+            .map_err(StoreError::postgres("reading the last seq"))?
+            .get(0);
+        let first = last + 1;
+        let sink = tx
+            .copy_in(
+                "COPY events (seq, bus_seq, event_id, session_id, type, ts_us, request_id, agent_call_id, body) FROM STDIN BINARY",
+            )
+            .map_err(StoreError::postgres("starting the copy"))?;
+        let types = [
+            Type::INT8,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+        ];
+        let mut writer = BinaryCopyInWriter::new(sink, &types);
+        let mut seq = first;
+        for row in rows {
+            let bus_seq = row.bus_seq.map(to_i64);
+            writer
+                .write(&[
+                    &seq,
+                    &bus_seq,
+                    &row.event_id,
+                    &row.session_id,
+                    &row.event_type,
+                    &row.timestamp_us,
+                    &row.request_id,
+                    &row.agent_call_id,
+                    &row.body,
+                ])
+                .map_err(StoreError::postgres("copying rows"))?;
+            seq += 1;
+        }
+        writer
+            .finish()
+            .map_err(StoreError::postgres("finishing the copy"))?;
+        tx.commit()
+            .map_err(StoreError::postgres("committing an append"))?;
+        Ok(first as u64..=(seq - 1) as u64)
+    }
+
+    fn scan(
+        &mut self,
+        query: &EventQuery,
+        each: &mut dyn FnMut(StoredEvent) -> Result<()>,
+    ) -> Result<()> {
+        let (clause, params) = query.to_sql(Dialect::Postgres);
+        let sql = format!(
+            "SELECT seq, bus_seq, event_id, session_id, type, ts_us, request_id, agent_call_id, body FROM events{clause}"
+        );
+        let params: Vec<Box<dyn ToSql + Sync>> = params
+            .into_iter()
+            .map(|p| match p {
+                SqlParam::Text(s) => Box::new(s) as Box<dyn ToSql + Sync>,
+                SqlParam::Int(n) => Box::new(n) as Box<dyn ToSql + Sync>,
+            })
+            .collect();
+        let mut rows = self
+            .client
+            .query_raw(&sql, params.iter().map(|p| &**p as &dyn ToSql))
+            .map_err(StoreError::postgres("running a query"))?;
+        while let Some(row) = rows
+            .next()
+            .map_err(StoreError::postgres("reading events"))?
+        {
+            let get = || -> std::result::Result<(i64, Option<i64>, EventRow), postgres::Error> {
+                Ok((
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    EventRow {
+                        bus_seq: None,
+                        event_id: row.try_get(2)?,
+                        session_id: row.try_get(3)?,
+                        event_type: row.try_get(4)?,
+                        timestamp_us: row.try_get(5)?,
+                        request_id: row.try_get(6)?,
+                        agent_call_id: row.try_get(7)?,
+                        body: row.try_get(8)?,
+                    },
+                ))
+            };
+            let (seq, bus_seq, event) = get().map_err(StoreError::postgres("reading an event"))?;
+            each(to_stored(seq, bus_seq, event)?)?;
+        }
+        Ok(())
+    }
+
+    fn session_counts(&mut self) -> Result<Vec<SessionCounts>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT session_id, MIN(ts_us), MAX(ts_us), COUNT(*), MIN(seq) FROM events \
+                 WHERE session_id IS NOT NULL GROUP BY session_id ORDER BY MIN(seq)",
+                &[],
+            )
+            .map_err(StoreError::postgres("listing sessions"))?;
+        rows.iter()
+            .map(|row| {
+                Ok(SessionCounts {
+                    session_id: row.try_get(0)?,
+                    first_us: row.try_get(1)?,
+                    last_us: row.try_get(2)?,
+                    events: row.try_get::<_, i64>(3)?.max(0) as u64,
+                    first_seq: row.try_get::<_, i64>(4)?.max(0) as u64,
+                })
+            })
+            .collect::<std::result::Result<Vec<_>, postgres::Error>>()
+            .map_err(StoreError::postgres("listing sessions"))
+    }
+
+    fn last_seq(&mut self) -> Result<u64> {
+        let last: i64 = self
+            .client
+            .query_one("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM events", &[])
+            .map_err(StoreError::postgres("reading the last seq"))?
+            .get(0);
+        Ok(last.max(0) as u64)
+    }
+
+    fn count(&mut self) -> Result<u64> {
+        let n: i64 = self
+            .client
+            .query_one("SELECT COUNT(*) FROM events", &[])
+            .map_err(StoreError::postgres("counting events"))?
+            .get(0);
+        Ok(n.max(0) as u64)
+    }
+}
