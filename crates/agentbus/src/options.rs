@@ -1,0 +1,98 @@
+//! How a subscriber is configured: queue capacity, overflow policy, concurrency.
+
+/// What the bus does when a subscriber's queue is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Overflow {
+    /// Backpressure: the sender waits for room.
+    ///
+    /// [`EventManager::send_async`](crate::EventManager::send_async) waits (asynchronously)
+    /// until the consumer frees a slot. The non-async
+    /// [`EventManager::send`](crate::EventManager::send) parks the calling thread until
+    /// there is room when that thread is not inside a tokio runtime; inside a runtime it
+    /// must not block a worker, so it returns [`BusError::Full`](crate::BusError::Full)
+    /// for that subscriber instead (the other subscribers still get the event). A handler
+    /// sending to its own full queue also gets `Full` (waiting would deadlock).
+    #[default]
+    Block,
+    /// Drop the oldest queued delivery to make room. Each drop is counted in the
+    /// subscriber's stats, and a `bus.subscriber_lagged` event
+    /// ([`SubscriberLaggedEvent`](agentbus_events::bus::SubscriberLaggedEvent)) is
+    /// published once per episode of lag (until the subscriber catches up).
+    DropOldest,
+    /// Refuse: `send` returns [`BusError::Full`](crate::BusError::Full) naming the
+    /// subscriber; the other subscribers still get the event.
+    Error,
+}
+
+/// The default queue capacity of a subscriber.
+pub const DEFAULT_CAPACITY: usize = 8192;
+
+/// Options of one subscription. Build with [`SubscribeOptions::new`] and the setters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// Most deliveries queued and not yet taken by the handler (default 8192).
+    pub capacity: usize,
+    /// What happens when the queue is full (default [`Overflow::Block`]).
+    pub overflow: Overflow,
+    /// How many deliveries the handler may run at once (default 1: never concurrently
+    /// with itself). With N > 1, handlers start in send order but may finish out of order.
+    pub concurrency: usize,
+    /// For wildcard subscribers: do not receive event types marked
+    /// [`silent`](crate::EventManager::silent) (default false). Sinks that only want the
+    /// interesting events set this.
+    pub skip_silent: bool,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        Self {
+            capacity: DEFAULT_CAPACITY,
+            overflow: Overflow::Block,
+            concurrency: 1,
+            skip_silent: false,
+        }
+    }
+}
+
+impl SubscribeOptions {
+    /// The defaults: capacity 8192, [`Overflow::Block`], concurrency 1.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the queue capacity.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Sets the overflow policy.
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
+    /// Sets how many deliveries may be handled at once.
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// Sets whether a wildcard subscriber skips silent event types.
+    pub fn skip_silent(mut self, skip: bool) -> Self {
+        self.skip_silent = skip;
+        self
+    }
+}
+
+/// Whether sending or subscribing an unregistered event type is an error.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Registration {
+    /// Unregistered types are delivered anyway and counted in
+    /// [`BusStats::unregistered`](crate::BusStats::unregistered) (the default).
+    #[default]
+    Lenient,
+    /// Sending or subscribing an unregistered type returns
+    /// [`BusError::Unregistered`](crate::BusError::Unregistered).
+    Strict,
+}
