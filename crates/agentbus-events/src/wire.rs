@@ -144,7 +144,10 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<(&str, String), DecodeError> {
         valid_up_to: e.valid_up_to(),
     })?;
     let header: Header<'_> = serde_json::from_str(text).map_err(json_error)?;
-    let event_type = header.event_type.ok_or(DecodeError::MissingType)?.into_owned();
+    let event_type = header
+        .event_type
+        .ok_or(DecodeError::MissingType)?
+        .into_owned();
     if let Some(found) = header.schema_version
         && found > SCHEMA_VERSION
     {
@@ -184,10 +187,18 @@ pub(crate) fn decode_body<E: Event>(text: &str) -> Result<E, DecodeError> {
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
+        let at_root = path == "." || path.is_empty();
+        if (inner.is_syntax() || inner.is_eof()) && at_root {
             return json_error(inner);
         }
-        let message = inner.to_string();
+        // The header check already parsed the whole text, so a "syntax" error at a field
+        // is serde_json's way of refusing a value of the wrong kind (e.g. `true` for an
+        // enum): report it as that field's error.
+        let message = if inner.is_syntax() {
+            format!("invalid value ({})", strip_position(&inner.to_string()))
+        } else {
+            inner.to_string()
+        };
         // A missing field is reported at its parent; name the field itself.
         let field = match message.strip_prefix("missing field `") {
             Some(rest) => {
@@ -198,6 +209,17 @@ pub(crate) fn decode_body<E: Event>(text: &str) -> Result<E, DecodeError> {
                     format!("{path}.{name}")
                 }
             }
+            // Errors inside the flattened base fields carry no path: find the field there.
+            None if at_root => {
+                if let Some((field, message)) = locate_base_field(text) {
+                    return DecodeError::Field {
+                        event_type: E::TYPE.to_owned(),
+                        field,
+                        message,
+                    };
+                }
+                path
+            }
             None => path,
         };
         DecodeError::Field {
@@ -206,6 +228,22 @@ pub(crate) fn decode_body<E: Event>(text: &str) -> Result<E, DecodeError> {
             message: strip_position(&message),
         }
     })
+}
+
+/// serde reports an error inside a `#[serde(flatten)]`ed struct (the base fields
+/// [`EventMeta`](crate::EventMeta) and [`PluginInfo`](crate::PluginInfo)) without a path.
+/// Decoding those structs on their own names the offending field; `None` if neither fails.
+fn locate_base_field(text: &str) -> Option<(String, String)> {
+    fn probe<T: serde::de::DeserializeOwned>(text: &str) -> Option<(String, String)> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let error = serde_path_to_error::deserialize::<_, T>(&mut de).err()?;
+        let path = error.path().to_string();
+        if path == "." || path.is_empty() {
+            return None;
+        }
+        Some((path, strip_position(&error.into_inner().to_string())))
+    }
+    probe::<crate::EventMeta>(text).or_else(|| probe::<crate::PluginInfo>(text))
 }
 
 /// serde_json appends " at line L column C" to data errors; the field path says more.
