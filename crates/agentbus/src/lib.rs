@@ -32,8 +32,11 @@
 //! 1. [`send`](EventManager::send) never blocks an async task and works from any thread
 //!    (no runtime needed on it); after shutdown it returns [`BusError::Shutdown`]. The
 //!    bus stamps `meta.seq`, one per accepted event, increasing.
-//! 2. Each subscriber has one consumer task and sees events in send order; a handler
-//!    never runs concurrently with itself unless subscribed with concurrency N.
+//! 2. Each subscriber has one consumer task and sees events in send order (each
+//!    sender's events in the order it sent them; events sent concurrently from several
+//!    threads have no order between them, and may reach a subscriber in a different order
+//!    than their `seq`s); a handler never runs concurrently with itself unless subscribed
+//!    with concurrency N.
 //! 3. Queues are bounded; a full queue applies the subscriber's [`Overflow`] policy.
 //! 4. A handler error or panic publishes an
 //!    [`ExceptionEvent`](agentbus_events::base::ExceptionEvent) (handler name, failed
