@@ -96,6 +96,11 @@ pub struct ToolResult {
 pub struct ReasoningDelta {
     /// This chunk's reasoning text.
     pub content: String,
+    /// The provider's signature of the reasoning block, when this fragment carries it
+    /// (Anthropic `signature_delta`, with empty `content`); it must be sent back with the
+    /// block in a later turn. Not in Hive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// The model finished: why, what it cost, which model answered.
@@ -318,6 +323,7 @@ impl StreamEvent {
     pub fn reasoning_delta(content: impl Into<String>) -> Self {
         StreamEvent::ReasoningDelta(ReasoningDelta {
             content: content.into(),
+            signature: None,
         })
     }
 
@@ -385,6 +391,7 @@ impl StreamEvent {
                 meta,
                 request_id,
                 content: d.content,
+                signature: d.signature,
             }),
             StreamEvent::Finish(d) => Box::new(StreamFinishEvent {
                 meta,
@@ -509,6 +516,9 @@ define_event! {
         pub request_id: String,
         /// This chunk's reasoning text.
         pub content: String,
+        /// The reasoning block's signature, when this fragment carries it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub signature: Option<String>,
     }
 }
 

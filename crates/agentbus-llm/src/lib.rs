@@ -7,14 +7,24 @@
 //!
 //! - [`ChatModel`], [`ChatRequest`], [`Message`], [`Role`], [`ToolDefinition`],
 //!   [`ToolCallRequest`]: the provider-neutral interface.
+//! - [`sse`]: the Server-Sent Events decoder; [`StreamDecoder`]: SSE bytes of one of the
+//!   three protocols ([`Api`]) to `StreamEvent`s.
+//! - [`PricingTable`]: USD per million tokens, for `cost_usd`.
 //! - [`ScriptedModel`]: a test double replaying events or a recorded SSE body.
 #![warn(missing_docs)]
 
+mod assemble;
+pub mod errors;
 mod model;
+pub mod pricing;
+mod protocol;
 mod request;
 mod scripted;
+pub mod sse;
 
 pub use model::{ChatModel, ChatResponse, ChatStream};
+pub use pricing::{ModelPrice, PricingTable};
+pub use protocol::{Api, StreamDecoder};
 pub use request::{ChatRequest, Message, Role, ToolCallRequest, ToolDefinition};
 pub use scripted::ScriptedModel;
 
