@@ -99,6 +99,9 @@ pub enum StoreError {
     /// The writer has been closed; nothing more can be appended.
     #[error("the store writer is closed")]
     Closed,
+    /// The event bus refused: subscribing, waiting or sending failed.
+    #[error("event bus: {0}")]
+    Bus(String),
     /// No session with this id is in the store.
     #[error("no session `{0}` in the store")]
     UnknownSession(String),

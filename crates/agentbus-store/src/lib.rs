@@ -22,6 +22,7 @@ mod postgres;
 mod query;
 pub mod replay;
 mod row;
+mod sink;
 mod sqlite;
 mod store;
 mod summary;
@@ -36,6 +37,7 @@ pub use replay::{Recording, ReplaySpeed};
 pub use row::{
     AudioPolicy, EventRow, RowEncoder, StoredEvent, datetime_to_micros, micros_to_datetime,
 };
+pub use sink::{SINK_SUBSCRIBER, SinkOptions, StoreSink};
 pub use sqlite::SqliteBackend;
 pub use store::EventStore;
 pub use summary::{ModelStats, SessionSummary, Stats, ToolStats, percentile};

@@ -25,8 +25,13 @@ use crate::sqlite::to_stored;
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An event store in a PostgreSQL database (optionally in its own schema).
+///
+/// The synchronous client runs a small runtime of its own, which must not be started from
+/// inside another tokio runtime; called from a thread that is in one, each operation (and
+/// the final disconnect) runs on a short-lived helper thread instead, so the backend works
+/// from both plain threads and async code.
 pub struct PostgresBackend {
-    client: Client,
+    conn: Option<Connection>,
     location: String,
 }
 
@@ -38,14 +43,106 @@ impl std::fmt::Debug for PostgresBackend {
     }
 }
 
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+/// Runs `f` here, or on a helper thread when this thread is inside a tokio runtime.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
 
 impl PostgresBackend {
     /// Connects to `url`, selects (creating if missing) `schema`, and migrates the store up
     /// to `target`. A store with a newer schema than this build knows is refused untouched.
     pub fn open(url: &str, schema: Option<&str>, target: i64) -> Result<Self> {
+        let conn = off_runtime(|| Connection::open(url, schema, target))?;
+        Ok(Self {
+            location: conn.location.clone(),
+            conn: Some(conn),
+        })
+    }
+
+    fn with<T: Send>(&mut self, f: impl FnOnce(&mut Connection) -> Result<T> + Send) -> Result<T> {
+        match self.conn.as_mut() {
+            Some(conn) => off_runtime(|| f(conn)),
+            // Only `drop` takes the connection.
+            None => Err(StoreError::Closed),
+        }
+    }
+}
+
+impl Drop for PostgresBackend {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            off_runtime(move || drop(conn));
+        }
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn schema_version(&mut self) -> Result<i64> {
+        self.with(|c| c.schema_version())
+    }
+
+    fn append(&mut self, rows: &[EventRow]) -> Result<RangeInclusive<u64>> {
+        self.with(|c| c.append(rows))
+    }
+
+    fn scan(
+        &mut self,
+        query: &EventQuery,
+        each: &mut dyn FnMut(StoredEvent) -> Result<()>,
+    ) -> Result<()> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return match self.conn.as_mut() {
+                Some(conn) => conn.scan(query, each),
+                None => Err(StoreError::Closed),
+            };
+        }
+        // `each` may not be sendable to the helper thread: collect, then call it here.
+        let rows = self.with(|c| {
+            let mut rows = Vec::new();
+            c.scan(query, &mut |e| {
+                rows.push(e);
+                Ok(())
+            })?;
+            Ok(rows)
+        })?;
+        rows.into_iter().try_for_each(each)
+    }
+
+    fn session_counts(&mut self) -> Result<Vec<SessionCounts>> {
+        self.with(|c| c.session_counts())
+    }
+
+    fn last_seq(&mut self) -> Result<u64> {
+        self.with(|c| c.last_seq())
+    }
+
+    fn count(&mut self) -> Result<u64> {
+        self.with(|c| c.count())
+    }
+}
+
+/// The connection and the SQL; [`PostgresBackend`] decides which thread runs it.
+struct Connection {
+    client: Client,
+    location: String,
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Connection {
+    fn open(url: &str, schema: Option<&str>, target: i64) -> Result<Self> {
         let mut location = mask_password(url);
         if let Some(schema) = schema {
             location.push_str(&format!(" (schema {schema})"));
@@ -159,11 +256,7 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-impl Backend for PostgresBackend {
-    fn location(&self) -> String {
-        self.location.clone()
-    }
-
+impl Connection {
     fn schema_version(&mut self) -> Result<i64> {
         let row = self
             .client

@@ -102,6 +102,44 @@ impl Recording {
     }
 }
 
+impl Recording {
+    /// Publishes the recording into `bus` (see [`Recording::play`] for the timing), with
+    /// backpressure: the events are sent from a thread of their own, which waits for room
+    /// when a subscriber's queue is full. Returns how many events were sent.
+    pub async fn play_into(self, bus: &agentbus::EventManager, speed: ReplaySpeed) -> Result<u64> {
+        let schedule = self.schedule(speed);
+        let bus = bus.clone();
+        let (done, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("agentbus-replay".into())
+            .spawn(move || {
+                let start = std::time::Instant::now();
+                let mut sent = 0;
+                for ((_, event), offset) in self.events.into_iter().zip(schedule) {
+                    if let Some(wait) = offset.checked_sub(start.elapsed())
+                        && !wait.is_zero()
+                    {
+                        std::thread::sleep(wait);
+                    }
+                    if let Err(error) = bus.send_dyn(event) {
+                        let _ = done.send(Err(StoreError::Bus(error.to_string())));
+                        return;
+                    }
+                    sent += 1;
+                }
+                let _ = done.send(Ok(sent));
+            })
+            .map_err(|source| StoreError::Io {
+                context: "starting the replay thread",
+                source,
+            })?;
+        // The thread answers before it ends; no answer means it panicked.
+        result
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Bus("the replay thread panicked".into())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

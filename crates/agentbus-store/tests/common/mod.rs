@@ -65,10 +65,17 @@ impl TestStore {
                 conn.execute_batch(sql).unwrap();
             }
             Cleanup::Schema(schema) => {
-                let mut client = postgres::Client::connect(&pg_url(), postgres::NoTls).unwrap();
-                client
-                    .batch_execute(&format!("SET search_path TO {schema}; {sql}"))
-                    .unwrap();
+                let sql = format!("SET search_path TO {schema}; {sql}");
+                // The sync client must not run inside a tokio runtime: use a plain thread.
+                std::thread::scope(|s| {
+                    s.spawn(|| {
+                        let mut client =
+                            postgres::Client::connect(&pg_url(), postgres::NoTls).unwrap();
+                        client.batch_execute(&sql).unwrap();
+                    })
+                    .join()
+                    .unwrap()
+                });
             }
         }
     }
@@ -81,10 +88,17 @@ impl Drop for TestStore {
                 let _ = std::fs::remove_dir_all(dir);
             }
             Cleanup::Schema(schema) => {
-                if let Ok(mut client) = postgres::Client::connect(&pg_url(), postgres::NoTls) {
-                    let _ =
-                        client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-                }
+                let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+                // The sync client must not run inside a tokio runtime: use a plain thread.
+                std::thread::scope(|s| {
+                    s.spawn(|| {
+                        if let Ok(mut client) =
+                            postgres::Client::connect(&pg_url(), postgres::NoTls)
+                        {
+                            let _ = client.batch_execute(&sql);
+                        }
+                    });
+                });
             }
         }
     }
