@@ -1,12 +1,34 @@
 //! `agentbus bench`: each benchmark measures agentbus and its baseline in the same run.
+//!
+//! One module per benchmark; add a variant to [`Bench`] and an arm to [`run`].
 
 use std::process::ExitCode;
 
+pub mod bus;
+pub mod local;
+
 /// Arguments of `agentbus bench`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Which benchmark to run.
+    #[command(subcommand)]
+    pub bench: Bench,
+}
+
+/// The benchmarks.
+#[derive(Debug, clap::Subcommand)]
+pub enum Bench {
+    /// The event bus against a tokio mpsc baseline (and Vision Agents, if installed).
+    Bus(bus::Args),
+    /// The embedded local model (candle) against llama.cpp, if installed: TTFT, prompt
+    /// and generation tokens/s, peak RSS.
+    Local(local::Args),
+}
 
 /// Runs `agentbus bench`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`agentbus bench` is being written")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.bench {
+        Bench::Bus(args) => bus::run(args),
+        Bench::Local(args) => local::run(args),
+    }
 }

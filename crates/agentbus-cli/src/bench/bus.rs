@@ -1,0 +1,568 @@
+//! `agentbus bench bus`: the event bus against a plain tokio mpsc channel per subscriber
+//! (the raw ceiling of a queue-plus-consumer-task design) in the same run, and against
+//! Vision Agents' `EventManager` when it is installed.
+//!
+//! Measures, each as the median of `--reps` repetitions:
+//! - `calls_per_s` with 1, 10 and 100 subscribers of one type whose async handlers count:
+//!   `--events` handler calls in total per run (so N=1 sends `--events` events, N=100
+//!   sends `--events / 100`); sent from a plain thread (no runtime on it) into a runtime
+//!   with one worker thread (the machine has two cores: one sends, one handles);
+//!   capacity 8192, `Block` policy (the sender is parked when a queue is full — the
+//!   baseline uses `blocking_send`, the same backpressure);
+//! - `latency_us` p50/p99/max from just before `send` to the handler's first line, at
+//!   a paced 10,000 events/s, N=1;
+//! - `bytes_per_pending`: measured by a counting global allocator (enabled only during
+//!   this measurement): the heap growth while `--pending` events are queued behind a
+//!   stalled handler, divided by their number. It includes the event itself (one `Arc`,
+//!   `event_bytes`); `queue_bytes_per_pending` is the rest (queue slots).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering::*};
+use std::time::{Duration, Instant};
+
+use agentbus::{EventManager, SubscribeOptions};
+use agentbus_events::define_event;
+use anyhow::Context;
+use serde_json::{Value, json};
+use tokio::runtime::Runtime;
+use tokio::sync::{Notify, mpsc};
+
+/// Arguments of `agentbus bench bus`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Handler calls per throughput run (at N=1: events in the burst).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Events in each paced latency run (sent at 10,000/s).
+    #[arg(long, default_value_t = 5_000)]
+    pub paced_events: u64,
+    /// Events queued behind a stalled handler for the memory measurement.
+    #[arg(long, default_value_t = 100_000)]
+    pub pending: u64,
+    /// Repetitions; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Do not run the Vision Agents benchmark even if `vision_agents` is importable.
+    #[arg(long)]
+    pub no_python: bool,
+    /// The Vision Agents benchmark script.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/vision_agents_bus.py"))]
+    pub script: PathBuf,
+}
+
+define_event! {
+    /// The benchmark's event: the base fields and a counter.
+    #[event(type = "bench.tick", domain = Plugin, base = event)]
+    pub struct Tick {
+        /// The event's index in its run.
+        pub n: u64,
+    }
+}
+
+const CAPACITY: usize = 8192;
+const SUBSCRIBERS: [usize; 3] = [1, 10, 100];
+const PACED_RATE: f64 = 10_000.0;
+
+// ---- counting allocator ------------------------------------------------------------------
+
+/// The system allocator, counting live bytes while `COUNTING` is set.
+struct CountingAllocator;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every method forwards to `System` unchanged; the counters are side effects.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's layout.
+        let p = unsafe { System.alloc(layout) };
+        if COUNTING.load(Relaxed) && !p.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Relaxed) {
+            LIVE.fetch_sub(layout.size() as isize, Relaxed);
+        }
+        // SAFETY: forwarded with the caller's pointer and layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded with the caller's arguments.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if COUNTING.load(Relaxed) && !p.is_null() {
+            LIVE.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+fn live_bytes() -> isize {
+    LIVE.load(SeqCst)
+}
+
+// ---- figures -----------------------------------------------------------------------------
+
+/// The figures of one implementation.
+#[derive(Clone, Debug, Default)]
+struct Figures {
+    /// Median handler calls per second, per subscriber count.
+    calls_per_s: Vec<(usize, f64)>,
+    /// Median p50, p99, max latency in microseconds.
+    latency_us: [f64; 3],
+    /// Heap bytes per pending delivery, event included.
+    bytes_per_pending: f64,
+}
+
+impl Figures {
+    fn to_json(&self) -> Value {
+        let calls: serde_json::Map<String, Value> = self
+            .calls_per_s
+            .iter()
+            .map(|(n, c)| (n.to_string(), json!(c.round())))
+            .collect();
+        json!({
+            "calls_per_s": calls,
+            "latency_us": {"p50": self.latency_us[0], "p99": self.latency_us[1], "max": self.latency_us[2]},
+            "bytes_per_pending": self.bytes_per_pending,
+        })
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn tick(template: &Tick, n: u64) -> Tick {
+    // Cloning a template keeps event construction (UUID, clock) out of the measurement.
+    let mut event = template.clone();
+    event.n = n;
+    event
+}
+
+fn wait_for(counters: &[Arc<AtomicU64>], expected: u64) {
+    while counters.iter().map(|c| c.load(Relaxed)).sum::<u64>() < expected {
+        std::thread::sleep(Duration::from_micros(20));
+    }
+}
+
+fn new_bus(rt: &Runtime) -> anyhow::Result<EventManager> {
+    let bus = EventManager::builder()
+        .handle(rt.handle().clone())
+        .without_catalogue()
+        .build()?;
+    bus.register::<Tick>()?;
+    Ok(bus)
+}
+
+// ---- agentbus ----------------------------------------------------------------------------
+
+fn burst_agentbus(rt: &Runtime, subscribers: usize, calls: u64) -> anyhow::Result<f64> {
+    let bus = new_bus(rt)?;
+    let counters: Vec<Arc<AtomicU64>> = (0..subscribers).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    for (i, counter) in counters.iter().enumerate() {
+        let counter = Arc::clone(counter);
+        bus.subscribe_with(
+            format!("count-{i}"),
+            SubscribeOptions::new().capacity(CAPACITY),
+            move |_: Arc<Tick>| {
+                counter.fetch_add(1, Relaxed);
+                async {}
+            },
+        )?;
+    }
+    let sends = calls / subscribers as u64;
+    let template = Tick::default();
+    let start = Instant::now();
+    for n in 0..sends {
+        bus.send(tick(&template, n))?;
+    }
+    wait_for(&counters, sends * subscribers as u64);
+    let elapsed = start.elapsed();
+    rt.block_on(bus.shutdown(Duration::from_secs(5)));
+    Ok((sends * subscribers as u64) as f64 / elapsed.as_secs_f64())
+}
+
+/// Paced sends; returns each event's latency in microseconds, sorted.
+fn paced(events: u64, mut send: impl FnMut(u64) -> anyhow::Result<()>, received: &[AtomicU64], base: Instant) -> anyhow::Result<Vec<f64>> {
+    let interval = Duration::from_secs_f64(1.0 / PACED_RATE);
+    let mut sent = Vec::with_capacity(events as usize);
+    let mut next = Instant::now();
+    for n in 0..events {
+        while Instant::now() < next {
+            std::hint::spin_loop();
+        }
+        next += interval;
+        sent.push(base.elapsed().as_nanos() as u64);
+        send(n)?;
+    }
+    while received.iter().any(|r| r.load(Relaxed) == 0) {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    let mut latencies: Vec<f64> = received
+        .iter()
+        .zip(&sent)
+        .map(|(r, s)| r.load(Relaxed).saturating_sub(*s) as f64 / 1000.0)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    Ok(latencies)
+}
+
+fn latency_agentbus(rt: &Runtime, events: u64) -> anyhow::Result<Vec<f64>> {
+    let bus = new_bus(rt)?;
+    let base = Instant::now();
+    let received: Arc<Vec<AtomicU64>> = Arc::new((0..events).map(|_| AtomicU64::new(0)).collect());
+    let r = Arc::clone(&received);
+    bus.subscribe("latency", move |e: Arc<Tick>| {
+        r[e.n as usize].store(base.elapsed().as_nanos().max(1) as u64, Relaxed);
+        async {}
+    })?;
+    let template = Tick::default();
+    let latencies = paced(events, |n| Ok(bus.send(tick(&template, n)).map(drop)?), &received, base)?;
+    rt.block_on(bus.shutdown(Duration::from_secs(5)));
+    Ok(latencies)
+}
+
+fn memory_agentbus(rt: &Runtime, pending: u64) -> anyhow::Result<f64> {
+    let bus = new_bus(rt)?;
+    let gate = Arc::new(Notify::new());
+    let entered = Arc::new(AtomicBool::new(false));
+    let (g, e) = (Arc::clone(&gate), Arc::clone(&entered));
+    bus.subscribe_with(
+        "stalled",
+        SubscribeOptions::new().capacity(pending as usize + 1),
+        move |_: Arc<Tick>| {
+            let (g, e) = (Arc::clone(&g), Arc::clone(&e));
+            async move {
+                e.store(true, SeqCst);
+                g.notified().await;
+            }
+        },
+    )?;
+    let template = Tick::default();
+    bus.send(tick(&template, 0))?;
+    while !entered.load(SeqCst) {
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    let events: Vec<Tick> = (1..=pending).map(|n| tick(&template, n)).collect();
+    COUNTING.store(true, SeqCst);
+    let before = live_bytes();
+    // The iterator keeps the pre-built events' buffer alive until after the count.
+    let mut events = events.into_iter();
+    for event in events.by_ref() {
+        bus.send(event)?;
+    }
+    let after = live_bytes();
+    COUNTING.store(false, SeqCst);
+    drop(events);
+    gate.notify_one();
+    rt.block_on(bus.shutdown(Duration::from_secs(1)));
+    Ok((after - before) as f64 / pending as f64)
+}
+
+// ---- baseline: tokio mpsc per subscriber ---------------------------------------------------
+
+fn burst_mpsc(rt: &Runtime, subscribers: usize, calls: u64) -> anyhow::Result<f64> {
+    let counters: Vec<Arc<AtomicU64>> = (0..subscribers).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let mut senders = Vec::with_capacity(subscribers);
+    for counter in &counters {
+        let (tx, mut rx) = mpsc::channel::<Arc<Tick>>(CAPACITY);
+        let counter = Arc::clone(counter);
+        rt.spawn(async move {
+            while let Some(_event) = rx.recv().await {
+                counter.fetch_add(1, Relaxed);
+            }
+        });
+        senders.push(tx);
+    }
+    let sends = calls / subscribers as u64;
+    let template = Tick::default();
+    let start = Instant::now();
+    for n in 0..sends {
+        let event = Arc::new(tick(&template, n));
+        for tx in &senders {
+            tx.blocking_send(Arc::clone(&event)).context("baseline consumer gone")?;
+        }
+    }
+    wait_for(&counters, sends * subscribers as u64);
+    Ok((sends * subscribers as u64) as f64 / start.elapsed().as_secs_f64())
+}
+
+fn latency_mpsc(rt: &Runtime, events: u64) -> anyhow::Result<Vec<f64>> {
+    let base = Instant::now();
+    let received: Arc<Vec<AtomicU64>> = Arc::new((0..events).map(|_| AtomicU64::new(0)).collect());
+    let (tx, mut rx) = mpsc::channel::<Arc<Tick>>(CAPACITY);
+    let r = Arc::clone(&received);
+    rt.spawn(async move {
+        while let Some(e) = rx.recv().await {
+            r[e.n as usize].store(base.elapsed().as_nanos().max(1) as u64, Relaxed);
+        }
+    });
+    let template = Tick::default();
+    paced(
+        events,
+        |n| tx.blocking_send(Arc::new(tick(&template, n))).context("baseline consumer gone"),
+        &received,
+        base,
+    )
+}
+
+fn memory_mpsc(rt: &Runtime, pending: u64) -> anyhow::Result<f64> {
+    let gate = Arc::new(Notify::new());
+    let entered = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = mpsc::channel::<Arc<Tick>>(pending as usize + 1);
+    let (g, e) = (Arc::clone(&gate), Arc::clone(&entered));
+    rt.spawn(async move {
+        while let Some(_event) = rx.recv().await {
+            e.store(true, SeqCst);
+            g.notified().await;
+        }
+    });
+    let template = Tick::default();
+    tx.blocking_send(Arc::new(tick(&template, 0)))?;
+    while !entered.load(SeqCst) {
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    let events: Vec<Tick> = (1..=pending).map(|n| tick(&template, n)).collect();
+    COUNTING.store(true, SeqCst);
+    let before = live_bytes();
+    let mut events = events.into_iter();
+    for event in events.by_ref() {
+        tx.blocking_send(Arc::new(event))?;
+    }
+    let after = live_bytes();
+    COUNTING.store(false, SeqCst);
+    drop(events);
+    drop(tx);
+    gate.notify_one();
+    Ok((after - before) as f64 / pending as f64)
+}
+
+// ---- the run -------------------------------------------------------------------------------
+
+fn measure(args: &Args) -> anyhow::Result<(Figures, Figures)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let reps = args.reps.max(1);
+    let mut ours = Figures::default();
+    let mut base = Figures::default();
+    for &n in &SUBSCRIBERS {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            // Alternate so drift (thermal, other load) hits both alike.
+            a.push(burst_agentbus(&rt, n, args.events)?);
+            b.push(burst_mpsc(&rt, n, args.events)?);
+        }
+        ours.calls_per_s.push((n, median(a)));
+        base.calls_per_s.push((n, median(b)));
+    }
+    let (mut la, mut lb): (Vec<[f64; 3]>, Vec<[f64; 3]>) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let l = latency_agentbus(&rt, args.paced_events)?;
+        la.push([percentile(&l, 50.0), percentile(&l, 99.0), percentile(&l, 100.0)]);
+        let l = latency_mpsc(&rt, args.paced_events)?;
+        lb.push([percentile(&l, 50.0), percentile(&l, 99.0), percentile(&l, 100.0)]);
+    }
+    for i in 0..3 {
+        ours.latency_us[i] = median(la.iter().map(|l| l[i]).collect());
+        base.latency_us[i] = median(lb.iter().map(|l| l[i]).collect());
+    }
+    let (mut ma, mut mb) = (Vec::new(), Vec::new());
+    for _ in 0..reps.min(3) {
+        ma.push(memory_agentbus(&rt, args.pending)?);
+        mb.push(memory_mpsc(&rt, args.pending)?);
+    }
+    ours.bytes_per_pending = median(ma);
+    base.bytes_per_pending = median(mb);
+    Ok((ours, base))
+}
+
+/// Ours divided by theirs, per figure (calls: higher is better; latency and bytes: lower
+/// is better).
+fn ratios(ours: &Figures, theirs: &Value) -> Value {
+    let calls: serde_json::Map<String, Value> = ours
+        .calls_per_s
+        .iter()
+        .filter_map(|(n, c)| {
+            let t = theirs["calls_per_s"][n.to_string()].as_f64()?;
+            Some((n.to_string(), json!(round3(c / t))))
+        })
+        .collect();
+    let lat = |k: &str, i: usize| theirs["latency_us"][k].as_f64().map(|t| round3(ours.latency_us[i] / t));
+    json!({
+        "calls_per_s": calls,
+        "latency_us": {"p50": lat("p50", 0), "p99": lat("p99", 1), "max": lat("max", 2)},
+        "bytes_per_pending": theirs["bytes_per_pending"].as_f64().map(|t| round3(ours.bytes_per_pending / t)),
+    })
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Runs the Vision Agents script if `vision_agents` imports; its JSON, or why not.
+fn vision_agents(args: &Args) -> Value {
+    if args.no_python {
+        return json!({"available": false, "reason": "--no-python"});
+    }
+    let import = Command::new("python3").args(["-c", "import vision_agents"]).output();
+    match import {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            let reason = String::from_utf8_lossy(&out.stderr);
+            let reason = reason.lines().last().unwrap_or("import failed").to_owned();
+            return json!({"available": false, "reason": reason});
+        }
+        Err(e) => return json!({"available": false, "reason": format!("python3: {e}")}),
+    }
+    let out = Command::new("python3")
+        .arg(&args.script)
+        .args(["--events", &args.events.min(200_000).to_string()])
+        .args(["--paced-events", &args.paced_events.to_string()])
+        .args(["--pending", &args.pending.min(20_000).to_string()])
+        .args(["--reps", &args.reps.clamp(1, 3).to_string()])
+        .output();
+    match out {
+        Ok(out) if out.status.success() => match serde_json::from_slice::<Value>(&out.stdout) {
+            Ok(mut v) => {
+                v["available"] = json!(true);
+                v
+            }
+            Err(e) => json!({"available": false, "reason": format!("script output is not JSON: {e}")}),
+        },
+        Ok(out) => json!({"available": false, "reason": String::from_utf8_lossy(&out.stderr).trim().to_owned()}),
+        Err(e) => json!({"available": false, "reason": format!("{}: {e}", args.script.display())}),
+    }
+}
+
+/// Runs `agentbus bench bus`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.events >= 100, "--events must be at least 100 (100 subscribers)");
+    anyhow::ensure!(args.paced_events >= 1 && args.pending >= 1, "--paced-events and --pending must be positive");
+    let (ours, base) = measure(&args)?;
+    let base_json = base.to_json();
+    let va = vision_agents(&args);
+    let event_bytes = (std::mem::size_of::<Tick>() + 2 * std::mem::size_of::<usize>()) as f64;
+    let mut ours_json = ours.to_json();
+    ours_json["event_bytes"] = json!(event_bytes);
+    ours_json["queue_bytes_per_pending"] = json!(ours.bytes_per_pending - event_bytes);
+    let mut report = json!({
+        "bench": "bus",
+        "config": {
+            "calls_per_run": args.events,
+            "paced_events": args.paced_events,
+            "paced_rate_per_s": PACED_RATE,
+            "pending": args.pending,
+            "reps": args.reps.max(1),
+            "capacity": CAPACITY,
+            "runtime_worker_threads": 1,
+            "sender": "one plain thread (no runtime), Block policy / blocking_send",
+            "bytes_per_pending": "measured (counting global allocator), event included",
+        },
+        "agentbus": ours_json,
+        "mpsc_baseline": base_json,
+        "ratio_vs_mpsc": ratios(&ours, &base_json),
+        "vision_agents": va,
+    });
+    if va["available"] == json!(true) {
+        report["ratio_vs_vision_agents"] = ratios(&ours, &va);
+    }
+    let n1 = ours.calls_per_s.first().map_or(0.0, |c| c.1);
+    let min_ratio = ours
+        .calls_per_s
+        .iter()
+        .zip(&base.calls_per_s)
+        .map(|(a, b)| a.1 / b.1)
+        .fold(f64::INFINITY, f64::min);
+    report["targets"] = json!({
+        "n1_calls_per_s_at_least_5m": n1 >= 5_000_000.0,
+        "at_least_half_of_mpsc_at_every_n": min_ratio >= 0.5,
+        "p99_at_most_50us": ours.latency_us[1] <= 50.0,
+        "bytes_per_pending_at_most_256": ours.bytes_per_pending <= 256.0,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(r: &Value) {
+    let f = |v: &Value| match v.as_f64() {
+        Some(x) if x >= 1000.0 => format!("{x:.0}"),
+        Some(x) => format!("{x:.3}"),
+        None => "-".to_owned(),
+    };
+    let va = r["vision_agents"]["available"] == json!(true);
+    println!(
+        "agentbus bench bus — medians of {} reps; {} calls per throughput run; paced {}/s",
+        r["config"]["reps"], r["config"]["calls_per_run"], r["config"]["paced_rate_per_s"]
+    );
+    let mut header = format!("{:<26}{:>14}{:>14}{:>10}", "figure", "agentbus", "tokio mpsc", "ratio");
+    if va {
+        header.push_str(&format!("{:>16}{:>10}", "vision_agents", "ratio"));
+    }
+    println!("{header}");
+    let mut rows: Vec<(String, Vec<String>)> = SUBSCRIBERS
+        .iter()
+        .map(|n| (format!("calls_per_s N={n}"), vec!["calls_per_s".to_owned(), n.to_string()]))
+        .collect();
+    for k in ["p50", "p99", "max"] {
+        rows.push((format!("latency_us {k}"), vec!["latency_us".to_owned(), k.to_owned()]));
+    }
+    rows.push(("bytes_per_pending".to_owned(), vec!["bytes_per_pending".to_owned()]));
+    let get = |root: &Value, path: &[String]| path.iter().fold(root.clone(), |v, k| v[k.as_str()].clone());
+    for (label, path) in rows {
+        let mut line = format!(
+            "{label:<26}{:>14}{:>14}{:>10}",
+            f(&get(&r["agentbus"], &path)),
+            f(&get(&r["mpsc_baseline"], &path)),
+            f(&get(&r["ratio_vs_mpsc"], &path))
+        );
+        if va {
+            line.push_str(&format!(
+                "{:>16}{:>10}",
+                f(&get(&r["vision_agents"], &path)),
+                f(&get(&r["ratio_vs_vision_agents"], &path))
+            ));
+        }
+        println!("{line}");
+    }
+    println!(
+        "event_bytes {} (one Arc per event), queue_bytes_per_pending {}",
+        f(&r["agentbus"]["event_bytes"]),
+        f(&r["agentbus"]["queue_bytes_per_pending"])
+    );
+    if !va {
+        println!("vision_agents: not run ({})", r["vision_agents"]["reason"].as_str().unwrap_or("unavailable"));
+    }
+    println!("targets: {}", r["targets"]);
+}
