@@ -755,6 +755,9 @@ pub struct EventYield {
 }
 
 /// What an agent call yields: events while it works, then (unless aborted) its response.
+// The event variant is the common one (every item but one per run): boxing it would add
+// an allocation per event to spare the rare response a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum ReactOutput<M = serde_json::Value> {
     /// The final answer and history.
