@@ -19,6 +19,14 @@ enum Command {
     Events(cmd::events::Args),
     /// Measure agentbus against same-run baselines.
     Bench(bench::Args),
+    /// Fetch and list the embedded local model.
+    Model(cmd::model::Args),
+    /// List the sessions in the event store.
+    Sessions(cmd::sessions::Args),
+    /// Publish a stored session into a bus again, with its original timing.
+    Replay(cmd::replay::Args),
+    /// Per-model and per-tool statistics of a session or of the whole store.
+    Stats(cmd::stats::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -27,6 +35,10 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Events(args) => cmd::events::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Model(args) => cmd::model::run(args),
+        Command::Sessions(args) => cmd::sessions::run(args),
+        Command::Replay(args) => cmd::replay::run(args),
+        Command::Stats(args) => cmd::stats::run(args),
     };
     match result {
         Ok(code) => code,

@@ -24,6 +24,16 @@ use crate::spec::ModelSpec;
 use crate::template::{ChatTemplate, Turn};
 use crate::tokenizer::GgufTokenizer;
 
+/// How many threads candle's CPU kernels use: `CANDLE_NUM_THREADS`, else
+/// `RAYON_NUM_THREADS`, else the number of physical cores.
+pub fn inference_threads() -> usize {
+    std::env::var("CANDLE_NUM_THREADS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .filter(|&threads: &usize| threads > 0)
+        .unwrap_or_else(candle_core::utils::get_num_threads)
+}
+
 /// How to sample. The default is greedy (the most likely token every time): this small
 /// model degrades quickly when sampled hot.
 #[derive(Clone, Debug, PartialEq)]
@@ -175,7 +185,7 @@ impl LocalModel {
             .map_err(LocalError::candle(format!("loading {}", path.display())))?;
         tracing::debug!(
             model = name,
-            threads = candle_core::utils::get_num_threads(),
+            threads = inference_threads(),
             context,
             "local model loaded"
         );

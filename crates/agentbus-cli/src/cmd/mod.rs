@@ -1,6 +1,11 @@
 //! One module per subcommand.
 
 pub mod events;
+pub mod model;
+pub mod replay;
+pub mod sessions;
+pub mod stats;
+pub mod store_args;
 
 /// Logs go to stderr through `tracing`, filtered by `RUST_LOG` (default: warnings).
 pub fn init_tracing() {
