@@ -195,9 +195,18 @@ pub(crate) fn decode_body<E: Event>(text: &str) -> Result<E, DecodeError> {
         // is serde_json's way of refusing a value of the wrong kind (e.g. `true` for an
         // enum): report it as that field's error.
         let message = if inner.is_syntax() {
-            format!("invalid value ({})", strip_position(&inner.to_string()))
+            format!(
+                "wrong kind of JSON value ({})",
+                strip_position(&inner.to_string())
+            )
         } else {
-            inner.to_string()
+            strip_position(&inner.to_string())
+        };
+        // Errors inside the flattened base fields carry no path: find the field there.
+        let (path, message) = if at_root {
+            locate_base_field(text).unwrap_or((path, message))
+        } else {
+            (path, message)
         };
         // A missing field is reported at its parent; name the field itself.
         let field = match message.strip_prefix("missing field `") {
@@ -209,30 +218,20 @@ pub(crate) fn decode_body<E: Event>(text: &str) -> Result<E, DecodeError> {
                     format!("{path}.{name}")
                 }
             }
-            // Errors inside the flattened base fields carry no path: find the field there.
-            None if at_root => {
-                if let Some((field, message)) = locate_base_field(text) {
-                    return DecodeError::Field {
-                        event_type: E::TYPE.to_owned(),
-                        field,
-                        message,
-                    };
-                }
-                path
-            }
             None => path,
         };
         DecodeError::Field {
             event_type: E::TYPE.to_owned(),
             field,
-            message: strip_position(&message),
+            message,
         }
     })
 }
 
 /// serde reports an error inside a `#[serde(flatten)]`ed struct (the base fields
 /// [`EventMeta`](crate::EventMeta) and [`PluginInfo`](crate::PluginInfo)) without a path.
-/// Decoding those structs on their own names the offending field; `None` if neither fails.
+/// Decoding those structs on their own finds where it is: `(path, message)`, or `None`
+/// when neither fails below the top level.
 fn locate_base_field(text: &str) -> Option<(String, String)> {
     fn probe<T: serde::de::DeserializeOwned>(text: &str) -> Option<(String, String)> {
         let mut de = serde_json::Deserializer::from_str(text);

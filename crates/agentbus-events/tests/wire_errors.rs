@@ -158,6 +158,109 @@ fn every_wrong_typed_field_is_named() {
 }
 
 #[test]
+fn errors_inside_nested_and_base_fields_name_the_full_path() {
+    let registry = Registry::catalogue();
+    let cases = [
+        // Inside a flattened base field.
+        (
+            "plugin.tts_audio",
+            "participant",
+            json!({}),
+            "participant.user_id",
+            "missing",
+        ),
+        (
+            "plugin.tts_audio",
+            "participant",
+            json!({"user_id": 3}),
+            "participant.user_id",
+            "invalid type",
+        ),
+        (
+            "agent.finish",
+            "event_id",
+            json!("not-a-uuid"),
+            "event_id",
+            "UUID",
+        ),
+        (
+            "agent.finish",
+            "timestamp",
+            json!("yesterday"),
+            "timestamp",
+            "input",
+        ),
+        (
+            "plugin.stt_connected",
+            "plugin_version",
+            json!(1.5),
+            "plugin_version",
+            "invalid type",
+        ),
+        // Inside the event's own nested fields.
+        (
+            "call.created",
+            "call",
+            json!({"call_id": 5}),
+            "call.call_id",
+            "invalid type",
+        ),
+        (
+            "plugin.tts_audio",
+            "data",
+            json!({"sample_rate": "x"}),
+            "data.sample_rate",
+            "u32",
+        ),
+        (
+            "plugin.tts_audio",
+            "chunk_index",
+            json!(-1),
+            "chunk_index",
+            "-1",
+        ),
+        (
+            "plugin.edge.track_added",
+            "track_type",
+            json!("hologram"),
+            "track_type",
+            "screen_share",
+        ),
+        (
+            "plugin.stt_connection",
+            "connection_state",
+            json!(false),
+            "connection_state",
+            "wrong kind",
+        ),
+    ];
+    for (event_type, key, value, want_field, want_message) in cases {
+        let info = registry.get(event_type).expect("registered");
+        let mut object = example_object(info);
+        object.insert(key.into(), value);
+        match decode(&registry, &Value::Object(object)).unwrap_err() {
+            DecodeError::Field {
+                event_type: named_type,
+                field,
+                message,
+            } => {
+                assert_eq!(named_type, event_type);
+                assert_eq!(field, want_field, "{event_type}: {message}");
+                assert!(
+                    message.contains(want_message),
+                    "{event_type}.{field}: {message}"
+                );
+                assert!(
+                    !message.contains(" at line "),
+                    "position left in: {message}"
+                );
+            }
+            other => panic!("{event_type}.{key}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn truncated_json_is_a_json_error() {
     let registry = Registry::catalogue();
     for info in registry.iter() {
