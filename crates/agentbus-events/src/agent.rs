@@ -1,5 +1,6 @@
 //! Agent lifecycle events: user and agent turns, the agent joining and leaving calls, and
-//! finishing (Vision Agents' `vision_agents.core.agents.events`).
+//! finishing (Vision Agents' `vision_agents.core.agents.events`). Only seed 001 lists
+//! these classes; their `type` strings come from Vision Agents' code.
 
 use crate::call::CallInfo;
 use crate::define_event;

@@ -1,11 +1,12 @@
 //! Call session events, from the video platform's webhook vocabulary (Stream Video), and
 //! [`CallInfo`], the call an event concerns.
 //!
-//! The seed gives full fields for the participant joined/left events only and names the
-//! others with a one-line description; their fields here follow the platform's webhook
-//! payloads (every one carries `call_cid`), reduced to data. The `type` strings follow the
-//! pattern settled in `catalogue.md`. Where a payload has `session_id`, `participant` or
-//! `created_at`, the base fields `session_id`, `participant` and `timestamp` carry it.
+//! Only seed 002 lists these classes. It gives full fields for the participant
+//! joined/left events only and names the others with a one-line description; their
+//! fields here follow the platform's webhook payloads (every one carries `call_cid`),
+//! reduced to data. The `type` strings follow the pattern settled in `catalogue.md`.
+//! Where a payload has `session_id`, `participant` or `created_at`, the base fields
+//! `session_id`, `participant` and `timestamp` carry it.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,6 @@
 //! Edge transport events: participants and tracks coming and going on the call, the
-//! call ending, audio arriving (Vision Agents' `vision_agents.core.edge.events`).
+//! call ending, audio arriving (Vision Agents' `vision_agents.core.edge.events`). Only
+//! seed 001 lists these classes; their `type` strings come from Vision Agents' code.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -9,6 +9,7 @@ define_event! {
     /// A realtime LLM session has connected.
     ///
     /// The seed's `session_id` field is the base `session_id` (one field on the wire).
+    /// `provider` is in seeds 000 and 002 but not 001 (union of the versions).
     #[event(type = "plugin.realtime_connected", domain = Realtime, base = plugin)]
     pub struct RealtimeConnectedEvent {
         /// The provider (e.g. `openai`, `gemini`).
@@ -28,7 +29,7 @@ define_event! {
     ///
     /// The seed's `session_id` field is the base `session_id`. Seeds 000/002 name the
     /// cleanliness flag `was_clean`, seed 001 `clean`: the field is `was_clean` and
-    /// decoding accepts `clean` too.
+    /// decoding accepts `clean` too. `provider` is in seeds 000 and 002 but not 001.
     #[event(type = "plugin.realtime_disconnected", domain = Realtime, base = plugin)]
     pub struct RealtimeDisconnectedEvent {
         /// The provider.

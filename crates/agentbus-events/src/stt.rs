@@ -101,13 +101,13 @@ define_event! {
 
 define_event! {
     /// A speech-to-text connection has been established. Carries only the plugin base
-    /// fields.
+    /// fields. Only seed 001 lists this class.
     #[event(type = "plugin.stt_connected", domain = Stt, base = plugin)]
     pub struct STTConnectedEvent {}
 }
 
 define_event! {
-    /// A speech-to-text connection has closed.
+    /// A speech-to-text connection has closed. Only seed 001 lists this class.
     #[event(type = "plugin.stt_disconnected", domain = Stt, base = plugin)]
     pub struct STTDisconnectedEvent {
         /// Why it closed.

@@ -134,13 +134,13 @@ define_event! {
 
 define_event! {
     /// A text-to-speech connection has been established. Carries only the plugin base
-    /// fields.
+    /// fields. Only seed 001 lists this class.
     #[event(type = "plugin.tts_connected", domain = Tts, base = plugin)]
     pub struct TTSConnectedEvent {}
 }
 
 define_event! {
-    /// A text-to-speech connection has closed.
+    /// A text-to-speech connection has closed. Only seed 001 lists this class.
     #[event(type = "plugin.tts_disconnected", domain = Tts, base = plugin)]
     pub struct TTSDisconnectedEvent {
         /// Why it closed.
