@@ -9,12 +9,16 @@
 //!   [`ToolCallRequest`]: the provider-neutral interface.
 //! - [`sse`]: the Server-Sent Events decoder; [`StreamDecoder`]: SSE bytes of one of the
 //!   three protocols ([`Api`]) to `StreamEvent`s.
+//! - [`HttpModel`]: OpenAI-compatible Chat Completions, OpenAI Responses and Anthropic
+//!   Messages over streaming HTTP, with retries ([`RetryPolicy`]) and [`Timeouts`].
 //! - [`PricingTable`]: USD per million tokens, for `cost_usd`.
 //! - [`ScriptedModel`]: a test double replaying events or a recorded SSE body.
 #![warn(missing_docs)]
 
 mod assemble;
+mod encode;
 pub mod errors;
+mod http;
 mod model;
 pub mod pricing;
 mod protocol;
@@ -22,6 +26,9 @@ mod request;
 mod scripted;
 pub mod sse;
 
+pub use http::{
+    ANTHROPIC_VERSION, ApiKey, HttpConfig, HttpModel, HttpModelError, RetryPolicy, Timeouts,
+};
 pub use model::{ChatModel, ChatResponse, ChatStream};
 pub use pricing::{ModelPrice, PricingTable};
 pub use protocol::{Api, StreamDecoder};

@@ -18,10 +18,9 @@ pub type ChatStream = BoxStream<'static, StreamEvent>;
 
 /// A language model that answers a [`ChatRequest`] with a stream of [`StreamEvent`]s.
 ///
-/// Implemented by the HTTP providers of this crate
-/// ([`OpenAiChatModel`](crate::OpenAiChatModel),
-/// [`OpenAiResponsesModel`](crate::OpenAiResponsesModel),
-/// [`AnthropicModel`](crate::AnthropicModel)), by [`ScriptedModel`](crate::ScriptedModel)
+/// Implemented by the HTTP providers of this crate ([`HttpModel`](crate::HttpModel) for
+/// OpenAI Chat Completions, OpenAI Responses and Anthropic Messages), by
+/// [`ScriptedModel`](crate::ScriptedModel)
 /// for tests, by the local model of `agentbus-local`, and by wrappers such as
 /// [`InstrumentedModel`](crate::InstrumentedModel). The trait is object safe: agents hold
 /// an `Arc<dyn ChatModel>`.

@@ -76,6 +76,14 @@ pub struct Message {
     /// Whether the tool failed (tool messages only; Anthropic's `is_error`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_error: bool,
+    /// The reasoning (thinking) the assistant produced before this message, replayed to
+    /// Anthropic as a `thinking` block when `reasoning_signature` is set (Anthropic
+    /// requires the signed block back in a tool-use turn). Other providers ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
+    /// The signature of `reasoning` (from [`ReasoningDelta::signature`](agentbus_events::stream::ReasoningDelta::signature)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_signature: Option<String>,
 }
 
 impl Message {

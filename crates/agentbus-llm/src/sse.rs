@@ -67,6 +67,17 @@ pub struct OwnedSseEvent {
     pub id: String,
 }
 
+impl OwnedSseEvent {
+    /// The event type, with the spec's default `message` when none was given.
+    pub fn event_type(&self) -> &str {
+        if self.event.is_empty() {
+            "message"
+        } else {
+            &self.event
+        }
+    }
+}
+
 /// Incremental SSE decoder. Feed it body chunks with [`SseDecoder::feed`]; call
 /// [`SseDecoder::finish`] at the end of the body.
 #[derive(Debug, Default)]
