@@ -148,6 +148,11 @@ impl AgentBuilder {
         self
     }
 
+    /// Publishes every event of the agent's runs on `bus` (see [`Publisher::bus`]).
+    pub fn bus(self, bus: &agentbus::EventManager) -> Self {
+        self.publisher(Publisher::bus(bus.clone()))
+    }
+
     /// The whole configuration at once.
     pub fn config(mut self, config: AgentConfig) -> Self {
         self.config = config;

@@ -1,7 +1,9 @@
 //! [`Publisher`]: where an agent sends the bus events its work implies.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use agentbus::{BusError, EventManager};
 use agentbus_events::DynEvent;
 
 /// Somewhere events go: the bus, or any sink a user plugs in.
@@ -19,6 +21,7 @@ pub trait EventSink: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct Publisher {
     sink: Arc<dyn EventSink>,
+    refused: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -30,14 +33,38 @@ impl std::fmt::Debug for Publisher {
 impl Publisher {
     /// A publisher sending to `sink`.
     pub fn new(sink: impl EventSink) -> Self {
-        Self {
-            sink: Arc::new(sink),
-        }
+        Self::from_arc(Arc::new(sink))
     }
 
     /// A publisher sending to an already shared sink.
     pub fn from_arc(sink: Arc<dyn EventSink>) -> Self {
-        Self { sink }
+        Self {
+            sink,
+            refused: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// A publisher sending to `bus` with [`EventManager::send_dyn`], which never waits
+    /// inside an async task: a subscriber whose bounded queue is full applies its own
+    /// overflow policy (drop-oldest with a lag event, or refusal), and the agent's stream
+    /// goes on. Refusals (a full `Block`/`Error` subscriber, a shut-down bus) are logged at
+    /// debug level and counted in [`refused`](Self::refused).
+    pub fn bus(bus: EventManager) -> Self {
+        let refused = Arc::new(AtomicU64::new(0));
+        let sink = BusSink {
+            bus,
+            refused: refused.clone(),
+        };
+        Self {
+            sink: Arc::new(sink),
+            refused,
+        }
+    }
+
+    /// How many events the bus refused for at least one subscriber (see
+    /// [`bus`](Self::bus)); always 0 for other sinks.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// Publishes one event.
@@ -52,5 +79,25 @@ where
 {
     fn publish(&self, event: Box<dyn DynEvent>) {
         self(event)
+    }
+}
+
+/// The bus as a sink; see [`Publisher::bus`].
+struct BusSink {
+    bus: EventManager,
+    refused: Arc<AtomicU64>,
+}
+
+impl EventSink for BusSink {
+    fn publish(&self, event: Box<dyn DynEvent>) {
+        if let Err(error) = self.bus.send_dyn(event) {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            match error {
+                BusError::Full { .. } | BusError::Shutdown => {
+                    tracing::debug!(%error, "bus refused an agent event");
+                }
+                other => tracing::warn!(error = %other, "bus refused an agent event"),
+            }
+        }
     }
 }

@@ -1119,3 +1119,55 @@ async fn history_continues_a_conversation() {
     assert_eq!(seen.len(), 4);
     assert_eq!(seen.iter().filter(|m| m.role == Role::System).count(), 1);
 }
+
+#[tokio::test]
+async fn a_real_bus_receives_every_event_in_order() {
+    let bus = agentbus::EventManager::new();
+    let seen: Arc<Mutex<Vec<(String, Option<u64>)>>> = Arc::default();
+    let sink = seen.clone();
+    bus.subscribe("collector", move |event: Arc<dyn DynEvent>| {
+        let sink = sink.clone();
+        async move {
+            let wire: serde_json::Value = event.to_wire_value().unwrap();
+            let seq = wire["origin"]["event_seq"].as_u64();
+            sink.lock()
+                .unwrap()
+                .push((event.event_type().to_owned(), seq));
+        }
+    })
+    .unwrap();
+    let agent = Agent::builder(ScriptedTurns::new("scripted", calc_turns()))
+        .tool(calculator())
+        .bus(&bus)
+        .build();
+    let outputs = collect(agent.run("go")).await;
+    agent.finish();
+    bus.wait(Duration::from_secs(5)).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let react: Vec<_> = seen
+        .iter()
+        .filter(|(t, _)| t.starts_with("react."))
+        .collect();
+    let streamed = events(&outputs);
+    assert_eq!(react.len(), streamed.len());
+    for ((t, seq), event) in react.iter().zip(streamed) {
+        assert_eq!(t, event.event_type());
+        assert_eq!(*seq, Some(event.origin().event_seq));
+    }
+    let others: Vec<&str> = seen
+        .iter()
+        .map(|(t, _)| t.as_str())
+        .filter(|t| !t.starts_with("react."))
+        .collect();
+    assert_eq!(
+        others,
+        [
+            "agent.agent_turn_started",
+            "plugin.llm.tool.start",
+            "plugin.llm.tool.end",
+            "agent.agent_turn_ended",
+            "agent.finish"
+        ]
+    );
+    bus.shutdown(Duration::from_secs(1)).await;
+}

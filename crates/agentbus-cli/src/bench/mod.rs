@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 
+pub mod agent;
 pub mod bus;
 pub mod local;
 
@@ -18,6 +19,9 @@ pub struct Args {
 /// The benchmarks.
 #[derive(Debug, clap::Subcommand)]
 pub enum Bench {
+    /// One ReAct agent turn with a scripted model: time per turn, events/s, peak RSS
+    /// (and SimpleLLMFunc's, if installed).
+    Agent(agent::Args),
     /// The event bus against a tokio mpsc baseline (and Vision Agents, if installed).
     Bus(bus::Args),
     /// The embedded local model (candle) against llama.cpp, if installed: TTFT, prompt
@@ -28,6 +32,7 @@ pub enum Bench {
 /// Runs `agentbus bench`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.bench {
+        Bench::Agent(args) => agent::run(args),
         Bench::Bus(args) => bus::run(args),
         Bench::Local(args) => local::run(args),
     }
