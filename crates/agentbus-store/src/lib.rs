@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+pub mod baseline;
 mod error;
 mod location;
 pub mod migrations;
@@ -29,6 +30,7 @@ mod summary;
 mod writer;
 
 pub use backend::{Backend, SessionCounts, open_backend, open_backend_at_version};
+pub use baseline::drop_postgres_schema;
 pub use error::{Result, StoreError};
 pub use location::{DEFAULT_STORE_URL, StoreLocation};
 pub use postgres::PostgresBackend;

@@ -1,0 +1,93 @@
+//! `agentbus replay SESSION`: publish a stored session into a bus again, with its
+//! original timing (`--speed 1`, the default; `--speed 2` twice as fast) or as fast as
+//! possible (`--speed max`). Replayed events keep their ids and fields.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agentbus::EventManager;
+use agentbus_events::DynEvent;
+use agentbus_store::{Recording, ReplaySpeed};
+use anyhow::Context;
+
+use super::store_args::StoreArgs;
+
+/// What `replay` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventsFormat {
+    /// Every event as wire-format JSON, one per line, and nothing else on stdout.
+    Jsonl,
+}
+
+/// Arguments of `agentbus replay`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The session to replay (see `agentbus sessions`).
+    pub session: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Replay speed: a factor of the original timing (1 = real time) or `max`.
+    #[arg(long, default_value = "1")]
+    pub speed: ReplaySpeed,
+    /// Print every replayed event in this format instead of a one-line summary per event.
+    #[arg(long, value_enum)]
+    pub events: Option<EventsFormat>,
+}
+
+/// Runs `agentbus replay`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let store = args.store.open()?;
+    let bus_registry = agentbus_events::Registry::catalogue();
+    let recording = Recording::load(&store, &args.session, &bus_registry)?;
+    let total = recording.events.len();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let jsonl = args.events == Some(EventsFormat::Jsonl);
+    let failure: Arc<Mutex<Option<String>>> = Arc::default();
+    let sent = runtime.block_on(async {
+        let bus = EventManager::new();
+        let failed = Arc::clone(&failure);
+        bus.subscribe("replay-output", move |event: Arc<dyn DynEvent>| {
+            let failed = Arc::clone(&failed);
+            async move {
+                let line = if jsonl {
+                    event.to_wire_string().map_err(|e| e.to_string())
+                } else {
+                    Ok(format!(
+                        "#{:<6} {} {}",
+                        event.meta().seq.unwrap_or_default(),
+                        event.meta().timestamp.format("%H:%M:%S%.3f"),
+                        event.event_type()
+                    ))
+                };
+                let mut stdout = std::io::stdout().lock();
+                let written = line.and_then(|l| writeln!(stdout, "{l}").map_err(|e| e.to_string()));
+                if let Err(error) = written {
+                    failed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_or_insert(error);
+                }
+            }
+        })?;
+        let sent = recording.play_into(&bus, args.speed).await?;
+        bus.wait(Duration::from_secs(30)).await?;
+        bus.shutdown(Duration::from_secs(5)).await;
+        anyhow::Ok(sent)
+    })?;
+    if let Some(error) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        anyhow::bail!("writing the replayed events: {error}");
+    }
+    if !jsonl {
+        eprintln!(
+            "replayed {sent} of {total} events of session {}",
+            args.session
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,52 @@
+//! `agentbus sessions`: the sessions in the store, one line each.
+
+use std::process::ExitCode;
+
+use super::store_args::StoreArgs;
+
+/// Arguments of `agentbus sessions`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `agentbus sessions`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let store = args.store.open()?;
+    let sessions = store.sessions()?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&sessions)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if sessions.is_empty() {
+        println!("no sessions in {}", store.location());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<38} {:<19} {:>9} {:>7} {:>6} {:>9} {:>10}  models",
+        "session", "started (UTC)", "duration", "events", "calls", "tokens", "cost"
+    );
+    for s in &sessions {
+        let duration = (s.last_event - s.first_event).num_milliseconds() as f64 / 1000.0;
+        let cost = s
+            .cost_usd
+            .map(|c| format!("${c:.4}"))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<38} {:<19} {:>8.1}s {:>7} {:>6} {:>9} {:>10}  {}",
+            s.session_id,
+            s.first_event.format("%Y-%m-%d %H:%M:%S"),
+            duration,
+            s.events,
+            s.llm_calls,
+            s.total_tokens,
+            cost,
+            s.models.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
