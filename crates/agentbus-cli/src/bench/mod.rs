@@ -7,6 +7,7 @@ use std::process::ExitCode;
 pub mod agent;
 pub mod bus;
 pub mod local;
+pub mod store;
 
 /// Arguments of `agentbus bench`.
 #[derive(Debug, clap::Args)]
@@ -27,6 +28,9 @@ pub enum Bench {
     /// The embedded local model (candle) against llama.cpp, if installed: TTFT, prompt
     /// and generation tokens/s, peak RSS.
     Local(local::Args),
+    /// The event store: batched appends and replay reads per second (SQLite, PostgreSQL)
+    /// against plain multi-row inserts of the same rows.
+    Store(store::Args),
 }
 
 /// Runs `agentbus bench`.
@@ -35,5 +39,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Bench::Agent(args) => agent::run(args),
         Bench::Bus(args) => bus::run(args),
         Bench::Local(args) => local::run(args),
+        Bench::Store(args) => store::run(args),
     }
 }
