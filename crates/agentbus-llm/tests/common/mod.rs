@@ -1,6 +1,9 @@
-//! Helpers shared by the integration tests: the recorded fixtures and their `expected`.
+//! Helpers shared by the integration tests: the recorded fixtures and their `expected`,
+//! and a fake server.
 
 #![allow(dead_code)]
+
+pub mod server;
 
 use std::path::PathBuf;
 
