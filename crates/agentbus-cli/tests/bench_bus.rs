@@ -5,11 +5,25 @@ use std::process::Command;
 #[test]
 fn bench_bus_json_has_every_figure_for_us_and_the_baseline() {
     let out = Command::new(env!("CARGO_BIN_EXE_agentbus"))
-        .args(["bench", "bus", "--json", "--events", "2000", "--paced-events", "50", "--pending", "500"])
+        .args([
+            "bench",
+            "bus",
+            "--json",
+            "--events",
+            "2000",
+            "--paced-events",
+            "50",
+            "--pending",
+            "500",
+        ])
         .args(["--reps", "1", "--no-python"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for side in ["agentbus", "mpsc_baseline"] {
         for n in ["1", "10", "100"] {
@@ -17,13 +31,22 @@ fn bench_bus_json_has_every_figure_for_us_and_the_baseline() {
             assert!(calls > 0.0, "{side} N={n}: {calls}");
         }
         let lat = &report[side]["latency_us"];
-        let (p50, p99, max) = (lat["p50"].as_f64().unwrap(), lat["p99"].as_f64().unwrap(), lat["max"].as_f64().unwrap());
+        let (p50, p99, max) = (
+            lat["p50"].as_f64().unwrap(),
+            lat["p99"].as_f64().unwrap(),
+            lat["max"].as_f64().unwrap(),
+        );
         assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{side}: {lat}");
         let bytes = report[side]["bytes_per_pending"].as_f64().unwrap();
         // At least the event (it is queued) and not absurd.
         assert!((100.0..10_000.0).contains(&bytes), "{side}: {bytes}");
     }
-    assert!(report["ratio_vs_mpsc"]["calls_per_s"]["1"].as_f64().unwrap() > 0.0);
+    assert!(
+        report["ratio_vs_mpsc"]["calls_per_s"]["1"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     assert_eq!(report["vision_agents"]["available"], false);
     assert!(report["targets"].is_object());
 }
@@ -31,13 +54,32 @@ fn bench_bus_json_has_every_figure_for_us_and_the_baseline() {
 #[test]
 fn bench_bus_prints_a_table_by_default() {
     let out = Command::new(env!("CARGO_BIN_EXE_agentbus"))
-        .args(["bench", "bus", "--events", "1000", "--paced-events", "20", "--pending", "100"])
+        .args([
+            "bench",
+            "bus",
+            "--events",
+            "1000",
+            "--paced-events",
+            "20",
+            "--pending",
+            "100",
+        ])
         .args(["--reps", "1", "--no-python"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    for row in ["calls_per_s N=1", "calls_per_s N=100", "latency_us p99", "bytes_per_pending", "tokio mpsc"] {
+    for row in [
+        "calls_per_s N=1",
+        "calls_per_s N=100",
+        "latency_us p99",
+        "bytes_per_pending",
+        "tokio mpsc",
+    ] {
         assert!(text.contains(row), "missing {row}:\n{text}");
     }
 }

@@ -32,7 +32,9 @@ pub enum BusError {
         seq: u64,
     },
     /// Strict mode: the event type was never registered on this bus.
-    #[error("event type `{event_type}` is not registered on this bus (strict mode); register it first")]
+    #[error(
+        "event type `{event_type}` is not registered on this bus (strict mode); register it first"
+    )]
     Unregistered {
         /// The `type` string of the unregistered event.
         event_type: String,
@@ -53,7 +55,9 @@ pub enum BusError {
         pending: u64,
     },
     /// The manager was created outside a tokio runtime and no handle was given.
-    #[error("no tokio runtime: create the EventManager inside a runtime or pass a Handle (EventManager::with_handle)")]
+    #[error(
+        "no tokio runtime: create the EventManager inside a runtime or pass a Handle (EventManager::with_handle)"
+    )]
     NoRuntime,
     /// Subscription options that cannot work (empty name, zero capacity or concurrency).
     #[error("invalid subscription `{name}`: {reason}")]

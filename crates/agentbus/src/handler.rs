@@ -25,7 +25,10 @@ impl<E: Display + Send + 'static> HandlerOutcome for Result<(), E> {
     fn into_failure(self) -> Option<ErrorInfo> {
         match self {
             Ok(()) => None,
-            Err(error) => Some(ErrorInfo::new(std::any::type_name::<E>(), error.to_string())),
+            Err(error) => Some(ErrorInfo::new(
+                std::any::type_name::<E>(),
+                error.to_string(),
+            )),
         }
     }
 }

@@ -22,9 +22,14 @@ use uuid::Uuid;
 
 use crate::handler::HandlerOutcome;
 use crate::routes::{Destination, Routes};
-use crate::subscriber::{CURRENT, CurrentDelivery, Push, Subscriber, SubscriptionKey, consume, current_subscriber};
+use crate::subscriber::{
+    CURRENT, CurrentDelivery, Push, Subscriber, SubscriptionKey, consume, current_subscriber,
+};
 use crate::wait::{self, WaiterGuard};
-use crate::{BusError, BusStats, EventSet, Overflow, Registration, ShutdownReport, SubscribeOptions, SubscriberStats};
+use crate::{
+    BusError, BusStats, EventSet, Overflow, Registration, ShutdownReport, SubscribeOptions,
+    SubscriberStats,
+};
 
 /// Ids of nodes and subscribers, unique in the process.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -36,7 +41,9 @@ fn next_id() -> u64 {
 /// Locks a mutex, recovering the data if a thread panicked while holding it (every
 /// critical section here leaves the data consistent before anything can panic).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The counters every send touches, on one cache line.
@@ -70,8 +77,11 @@ struct CoreState {
 
 impl Core {
     fn rebuild_routes(&self, state: &CoreState) {
-        self.routes
-            .store(Arc::new(Routes::build(&state.registry, &state.subscribers, &state.silent)));
+        self.routes.store(Arc::new(Routes::build(
+            &state.registry,
+            &state.subscribers,
+            &state.silent,
+        )));
     }
 
     fn check_registered(&self, dest: &Destination<'_>, event_type: &str) -> Result<(), BusError> {
@@ -166,6 +176,13 @@ impl std::fmt::Debug for EventManager {
             .field("id", &self.node.id)
             .field("closed", &self.node.closed.load(Relaxed))
             .finish()
+    }
+}
+
+impl Default for EventManager {
+    /// Same as [`EventManager::new`] (panics outside a tokio runtime).
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -427,7 +444,10 @@ impl EventManager {
 
     /// Registers several types at once (e.g. `agentbus_events::catalogue::all()`). All or
     /// nothing: on error nothing is registered.
-    pub fn register_many(&self, infos: impl IntoIterator<Item = EventInfo>) -> Result<(), BusError> {
+    pub fn register_many(
+        &self,
+        infos: impl IntoIterator<Item = EventInfo>,
+    ) -> Result<(), BusError> {
         let core = self.core();
         let mut state = lock(&core.state);
         let mut registry = state.registry.clone();
@@ -474,7 +494,10 @@ impl EventManager {
     pub fn has_subscribers<E: Event>(&self) -> bool {
         let core = self.core();
         let routes = core.routes.load();
-        !routes.destination(TypeId::of::<E>(), E::TYPE).subs.is_empty()
+        !routes
+            .destination(TypeId::of::<E>(), E::TYPE)
+            .subs
+            .is_empty()
     }
 
     // ---- subscribing -------------------------------------------------------------------
@@ -488,7 +511,11 @@ impl EventManager {
     /// Handlers are identified by `name` and their set of event types: subscribing the
     /// same name to the same set again returns a handle to the existing subscription, and
     /// the handler runs once per event.
-    pub fn subscribe<T, F, Fut>(&self, name: impl Into<String>, handler: F) -> Result<SubscriptionHandle, BusError>
+    pub fn subscribe<T, F, Fut>(
+        &self,
+        name: impl Into<String>,
+        handler: F,
+    ) -> Result<SubscriptionHandle, BusError>
     where
         T: EventSet,
         F: Fn(T) -> Fut + Send + Sync + 'static,
@@ -573,7 +600,13 @@ impl EventManager {
             }
         }
         let id = next_id();
-        let sub = Arc::new(Subscriber::new(id, key, member_types, options, self.node.id));
+        let sub = Arc::new(Subscriber::new(
+            id,
+            key,
+            member_types,
+            options,
+            self.node.id,
+        ));
         let consumer = consume::<T, F, Fut>(Arc::clone(&sub), handler, Arc::downgrade(&self.node));
         let task = core
             .handle
@@ -618,7 +651,10 @@ impl EventManager {
 
     /// Sends several events in order; returns the `seq` of the last one (0 if there
     /// were none). Stops at the first error.
-    pub fn send_many<E: Event>(&self, events: impl IntoIterator<Item = E>) -> Result<u64, BusError> {
+    pub fn send_many<E: Event>(
+        &self,
+        events: impl IntoIterator<Item = E>,
+    ) -> Result<u64, BusError> {
         let mut last = 0;
         for event in events {
             last = self.send(event)?;
@@ -652,7 +688,12 @@ impl EventManager {
         self.send_dyn(event)
     }
 
-    fn dispatch_sync(&self, subs: &[Arc<Subscriber>], event: &Arc<dyn DynEvent>, seq: u64) -> Result<u64, BusError> {
+    fn dispatch_sync(
+        &self,
+        subs: &[Arc<Subscriber>],
+        event: &Arc<dyn DynEvent>,
+        seq: u64,
+    ) -> Result<u64, BusError> {
         let mut first_error = None;
         for sub in subs {
             match sub.push(event) {
@@ -720,8 +761,15 @@ impl EventManager {
     }
 
     fn publish_lag(&self, sub: &Subscriber, lag: Option<(u64, u64)>) {
-        let Some((dropped, total_dropped)) = lag else { return };
-        tracing::warn!(subscriber = sub.name(), dropped, total_dropped, "subscriber lagging: dropping oldest events");
+        let Some((dropped, total_dropped)) = lag else {
+            return;
+        };
+        tracing::warn!(
+            subscriber = sub.name(),
+            dropped,
+            total_dropped,
+            "subscriber lagging: dropping oldest events"
+        );
         let event = SubscriberLaggedEvent {
             meta: EventMeta::new(),
             subscriber: sub.name().to_owned(),
@@ -861,7 +909,11 @@ impl EventManager {
             drop(child_tree);
             lock(&self.node.tree).children.push(Arc::clone(&child.node));
         }
-        tracing::debug!(parent = self.node.id, child = child.node.id, "merged event managers");
+        tracing::debug!(
+            parent = self.node.id,
+            child = child.node.id,
+            "merged event managers"
+        );
         Ok(())
     }
 
@@ -885,7 +937,9 @@ impl EventManager {
         let parent = lock(&self.node.tree).parent.take();
         let is_root = parent.is_none();
         if let Some(parent) = parent.and_then(|p| p.upgrade()) {
-            lock(&parent.tree).children.retain(|c| !Arc::ptr_eq(c, &self.node));
+            lock(&parent.tree)
+                .children
+                .retain(|c| !Arc::ptr_eq(c, &self.node));
         }
         let ids: HashSet<u64> = subtree.iter().map(|n| n.id).collect();
         let core = self.node.core.load_full();
@@ -895,7 +949,9 @@ impl EventManager {
                 .into_iter()
                 .partition(|s| is_root || ids.contains(&s.origin));
             state.subscribers = keep;
-            state.members.retain(|m| m.upgrade().is_some_and(|n| !ids.contains(&n.id)));
+            state
+                .members
+                .retain(|m| m.upgrade().is_some_and(|n| !ids.contains(&n.id)));
             core.rebuild_routes(&state);
             victims
         };
@@ -922,7 +978,9 @@ impl EventManager {
             if Some(sub.id) == me {
                 continue;
             }
-            let Some(mut task) = sub.take_task() else { continue };
+            let Some(mut task) = sub.take_task() else {
+                continue;
+            };
             match tokio::time::timeout_at(end, &mut task).await {
                 Ok(_) => {}
                 Err(_) => {
@@ -934,7 +992,8 @@ impl EventManager {
                 }
             }
         }
-        let subscribers: Vec<SubscriberStats> = victims.iter().map(|s| subscriber_stats(s)).collect();
+        let subscribers: Vec<SubscriberStats> =
+            victims.iter().map(|s| subscriber_stats(s)).collect();
         let report = ShutdownReport {
             delivered: subscribers.iter().map(|s| s.delivered).sum(),
             failed: subscribers.iter().map(|s| s.failed).sum(),
@@ -957,7 +1016,11 @@ impl EventManager {
     /// A snapshot of the counters.
     pub fn stats(&self) -> BusStats {
         let core = self.core();
-        let subscribers = lock(&core.state).subscribers.iter().map(|s| subscriber_stats(s)).collect();
+        let subscribers = lock(&core.state)
+            .subscribers
+            .iter()
+            .map(|s| subscriber_stats(s))
+            .collect();
         BusStats {
             next_seq: core.hot.seq.load(SeqCst),
             subscribers,
@@ -1001,7 +1064,9 @@ impl InWait {
         let sub = routes.all.iter().find(|s| s.id == id)?;
         sub.in_wait.fetch_add(1, SeqCst);
         wait::notify_idle();
-        Some(Self { sub: Arc::clone(sub) })
+        Some(Self {
+            sub: Arc::clone(sub),
+        })
     }
 }
 

@@ -74,7 +74,11 @@ pub(crate) struct Destination<'a> {
 }
 
 impl Routes {
-    pub fn build(registry: &Registry, subscribers: &[Arc<Subscriber>], silent: &HashSet<String>) -> Self {
+    pub fn build(
+        registry: &Registry,
+        subscribers: &[Arc<Subscriber>],
+        silent: &HashSet<String>,
+    ) -> Self {
         let mut types: TypeIdMap<&'static str> = TypeIdMap::default();
         for info in registry.iter() {
             types.insert(info.type_id(), info.event_type);
@@ -84,17 +88,25 @@ impl Routes {
                 types.insert(type_id, event_type);
             }
         }
-        let wildcards: Vec<&Arc<Subscriber>> = subscribers.iter().filter(|s| s.is_wildcard()).collect();
+        let wildcards: Vec<&Arc<Subscriber>> =
+            subscribers.iter().filter(|s| s.is_wildcard()).collect();
         let mut by_type = TypeIdMap::default();
         for (type_id, event_type) in types {
             let is_silent = silent.contains(event_type);
             let subs: Box<[Arc<Subscriber>]> = subscribers
                 .iter()
                 .filter(|s| s.members.iter().any(|&(t, _)| t == type_id))
-                .chain(wildcards.iter().copied().filter(|s| !(is_silent && s.options.skip_silent)))
+                .chain(
+                    wildcards
+                        .iter()
+                        .copied()
+                        .filter(|s| !(is_silent && s.options.skip_silent)),
+                )
                 .cloned()
                 .collect();
-            let registered = registry.get(event_type).is_some_and(|info| info.type_id() == type_id);
+            let registered = registry
+                .get(event_type)
+                .is_some_and(|info| info.type_id() == type_id);
             by_type.insert(
                 type_id,
                 Route {
@@ -128,7 +140,11 @@ impl Routes {
             None => {
                 let silent = !self.silent.is_empty() && self.silent.contains(event_type);
                 Destination {
-                    subs: if silent { &self.wildcard_loud } else { &self.wildcard_all },
+                    subs: if silent {
+                        &self.wildcard_loud
+                    } else {
+                        &self.wildcard_all
+                    },
                     registered: false,
                     silent,
                 }

@@ -49,9 +49,15 @@ event_union! {
 async fn invalid_registration_is_rejected() {
     let bus = bus();
     let err = bus.register::<BadlyNamed>().unwrap_err();
-    assert!(matches!(err, BusError::Registry(RegistryError::InvalidType { .. })), "{err}");
+    assert!(
+        matches!(err, BusError::Registry(RegistryError::InvalidType { .. })),
+        "{err}"
+    );
     let err = bus.register::<PingImpostor>().unwrap_err();
-    assert!(matches!(err, BusError::Registry(RegistryError::Conflict { .. })), "{err}");
+    assert!(
+        matches!(err, BusError::Registry(RegistryError::Conflict { .. })),
+        "{err}"
+    );
     assert!(!bus.is_registered("Not A Type!"));
 }
 
@@ -60,15 +66,24 @@ async fn multiple_registration_is_idempotent_and_many_at_once_works() {
     let bus = EventManager::builder().without_catalogue().build().unwrap();
     bus.register::<Ping>().unwrap();
     bus.register::<Ping>().unwrap();
-    bus.register_many([agentbus_events::EventInfo::of::<Pong>(), agentbus_events::EventInfo::of::<Ping>()])
-        .unwrap();
+    bus.register_many([
+        agentbus_events::EventInfo::of::<Pong>(),
+        agentbus_events::EventInfo::of::<Ping>(),
+    ])
+    .unwrap();
     assert!(bus.is_registered("test.ping") && bus.is_registered("test.pong"));
     // The bus's own events are always registered.
-    assert!(bus.is_registered(ExceptionEvent::TYPE) && bus.is_registered(SubscriberLaggedEvent::TYPE));
+    assert!(
+        bus.is_registered(ExceptionEvent::TYPE) && bus.is_registered(SubscriberLaggedEvent::TYPE)
+    );
     // All or nothing.
-    assert!(bus
-        .register_many([agentbus_events::EventInfo::of::<Stranger>(), agentbus_events::EventInfo::of::<PingImpostor>()])
-        .is_err());
+    assert!(
+        bus.register_many([
+            agentbus_events::EventInfo::of::<Stranger>(),
+            agentbus_events::EventInfo::of::<PingImpostor>()
+        ])
+        .is_err()
+    );
     assert!(!bus.is_registered("test.stranger"));
 }
 
@@ -76,7 +91,12 @@ async fn multiple_registration_is_idempotent_and_many_at_once_works() {
 async fn strict_mode_subscribe_of_unregistered_type_is_an_error() {
     let bus = EventManager::builder().strict().build().unwrap();
     let err = bus.subscribe("h", |_: Arc<Stranger>| async {}).unwrap_err();
-    assert_eq!(err, BusError::Unregistered { event_type: "test.stranger".into() });
+    assert_eq!(
+        err,
+        BusError::Unregistered {
+            event_type: "test.stranger".into()
+        }
+    );
     bus.register::<Stranger>().unwrap();
     bus.subscribe("h", |_: Arc<Stranger>| async {}).unwrap();
 }
@@ -87,13 +107,21 @@ async fn strict_mode_send_of_unregistered_type_is_an_error_and_takes_no_seq() {
     bus.register::<Ping>().unwrap();
     let first = bus.send(ping(1)).unwrap();
     let err = bus.send(Stranger::default()).unwrap_err();
-    assert_eq!(err, BusError::Unregistered { event_type: "test.stranger".into() });
+    assert_eq!(
+        err,
+        BusError::Unregistered {
+            event_type: "test.stranger".into()
+        }
+    );
     assert_eq!(bus.send(ping(2)).unwrap(), first + 1);
 }
 
 #[tokio::test]
 async fn lenient_mode_delivers_unregistered_types_and_counts_them() {
-    let bus = EventManager::builder().registration(Registration::Lenient).build().unwrap();
+    let bus = EventManager::builder()
+        .registration(Registration::Lenient)
+        .build()
+        .unwrap();
     let got = Log::default();
     let g = got.clone();
     bus.subscribe("h", move |e: Arc<Stranger>| {
@@ -101,7 +129,11 @@ async fn lenient_mode_delivers_unregistered_types_and_counts_them() {
         async move { g.push(e.n) }
     })
     .unwrap();
-    bus.send(Stranger { n: 7, ..Default::default() }).unwrap();
+    bus.send(Stranger {
+        n: 7,
+        ..Default::default()
+    })
+    .unwrap();
     bus.wait(WAIT).await.unwrap();
     assert_eq!(got.get(), vec![7]);
     assert_eq!(bus.stats().unregistered, 2, "one subscribe and one send");
@@ -124,8 +156,14 @@ async fn typed_handler_gets_events_in_order_with_increasing_seq() {
     }
     bus.wait(WAIT).await.unwrap();
     let got = got.get();
-    assert_eq!(got.iter().map(|p| p.0).collect::<Vec<_>>(), (0..1000).collect::<Vec<_>>());
-    assert!(got.windows(2).all(|w| w[1].1 == w[0].1 + 1), "seq increases by one per accepted event");
+    assert_eq!(
+        got.iter().map(|p| p.0).collect::<Vec<_>>(),
+        (0..1000).collect::<Vec<_>>()
+    );
+    assert!(
+        got.windows(2).all(|w| w[1].1 == w[0].1 + 1),
+        "seq increases by one per accepted event"
+    );
 }
 
 #[tokio::test]
@@ -166,14 +204,18 @@ async fn wildcard_receives_every_type_erased_and_serialisable() {
     .unwrap();
     let s1 = bus.send(ping(1)).unwrap();
     let s2 = bus.send(pong(2)).unwrap();
-    let s3 = bus.send(Stranger { n: 3, ..Default::default() }).unwrap();
+    let s3 = bus
+        .send(Stranger {
+            n: 3,
+            ..Default::default()
+        })
+        .unwrap();
     bus.wait(WAIT).await.unwrap();
     let got = got.get();
-    assert_eq!(got.iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(), vec![
-        ("test.ping", s1),
-        ("test.pong", s2),
-        ("test.stranger", s3)
-    ]);
+    assert_eq!(
+        got.iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(),
+        vec![("test.ping", s1), ("test.pong", s2), ("test.stranger", s3)]
+    );
     let decoded: Ping = wire::decode_as(&got[0].2).unwrap();
     assert_eq!((decoded.n, decoded.meta.seq), (1, Some(s1)));
 }
@@ -236,7 +278,8 @@ async fn has_subscribers_reflects_typed_union_and_wildcard() {
     assert!(!bus.has_subscribers::<Stranger>());
     h.unsubscribe();
     assert!(!bus.has_subscribers::<Ping>());
-    bus.subscribe("all", |_: Arc<dyn DynEvent>| async {}).unwrap();
+    bus.subscribe("all", |_: Arc<dyn DynEvent>| async {})
+        .unwrap();
     assert!(bus.has_subscribers::<Stranger>());
 }
 
@@ -256,10 +299,17 @@ async fn unsubscribe_stops_delivery_and_dropping_the_handle_does_not() {
     drop(handle.clone());
     bus.send(ping(1)).unwrap();
     bus.wait(WAIT).await.unwrap();
-    assert_eq!(count.load(Ordering::SeqCst), 1, "a dropped handle keeps the subscription");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "a dropped handle keeps the subscription"
+    );
     assert!(handle.clone().unsubscribe());
     assert!(!handle.is_active());
-    assert!(!handle.clone().unsubscribe(), "second unsubscribe is a no-op");
+    assert!(
+        !handle.clone().unsubscribe(),
+        "second unsubscribe is a no-op"
+    );
     bus.send(ping(2)).unwrap();
     bus.wait(WAIT).await.unwrap();
     assert_eq!(count.load(Ordering::SeqCst), 1);
@@ -273,10 +323,14 @@ async fn silent_types_are_skipped_by_wildcards_that_ask() {
     let quiet = Log::default();
     let loud = Log::default();
     let q = quiet.clone();
-    bus.subscribe_with("quiet-sink", SubscribeOptions::new().skip_silent(true), move |e: Arc<dyn DynEvent>| {
-        let q = q.clone();
-        async move { q.push(e.event_type()) }
-    })
+    bus.subscribe_with(
+        "quiet-sink",
+        SubscribeOptions::new().skip_silent(true),
+        move |e: Arc<dyn DynEvent>| {
+            let q = q.clone();
+            async move { q.push(e.event_type()) }
+        },
+    )
     .unwrap();
     let l = loud.clone();
     bus.subscribe("loud-sink", move |e: Arc<dyn DynEvent>| {
@@ -304,14 +358,21 @@ async fn decode_and_send_delivers_the_typed_event() {
     let json = wire::to_string(&ping(42)).unwrap();
     bus.decode_and_send(json.as_bytes()).unwrap();
     let unknown = json.replace("test.ping", "test.nobody");
-    assert!(matches!(bus.decode_and_send(unknown.as_bytes()), Err(BusError::Decode(_))));
+    assert!(matches!(
+        bus.decode_and_send(unknown.as_bytes()),
+        Err(BusError::Decode(_))
+    ));
     bus.wait(WAIT).await.unwrap();
     assert_eq!(got.get(), vec![42]);
 }
 
 #[test]
 fn send_works_from_a_thread_without_a_runtime() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let bus = EventManager::with_handle(runtime.handle().clone());
     bus.register::<Ping>().unwrap();
     let got = Log::default();
@@ -341,7 +402,11 @@ fn new_outside_a_runtime_is_an_error_value() {
 #[tokio::test]
 async fn invalid_subscription_options_are_rejected() {
     let bus = bus();
-    let e = bus.subscribe_with("h", SubscribeOptions::new().capacity(0), |_: Arc<Ping>| async {});
+    let e = bus.subscribe_with(
+        "h",
+        SubscribeOptions::new().capacity(0),
+        |_: Arc<Ping>| async {},
+    );
     assert!(matches!(e, Err(BusError::InvalidSubscription { .. })));
     let e = bus.subscribe("", |_: Arc<Ping>| async {});
     assert!(matches!(e, Err(BusError::InvalidSubscription { .. })));
@@ -358,7 +423,7 @@ async fn order_holds_under_slow_handlers() {
     bus.subscribe("slow", move |e: Arc<Ping>| {
         let s = s.clone();
         async move {
-            if e.n % 7 == 0 {
+            if e.n.is_multiple_of(7) {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             s.push(e.n)
@@ -416,13 +481,17 @@ async fn concurrency_n_runs_up_to_n_handlers_at_once() {
     let barrier = Arc::new(Barrier::new(4));
     let done = Arc::new(AtomicUsize::new(0));
     let (b, d) = (barrier.clone(), done.clone());
-    bus.subscribe_with("wide", SubscribeOptions::new().concurrency(4), move |_: Arc<Ping>| {
-        let (b, d) = (b.clone(), d.clone());
-        async move {
-            b.wait().await;
-            d.fetch_add(1, Ordering::SeqCst);
-        }
-    })
+    bus.subscribe_with(
+        "wide",
+        SubscribeOptions::new().concurrency(4),
+        move |_: Arc<Ping>| {
+            let (b, d) = (b.clone(), d.clone());
+            async move {
+                b.wait().await;
+                d.fetch_add(1, Ordering::SeqCst);
+            }
+        },
+    )
     .unwrap();
     for n in 0..8 {
         bus.send(ping(n)).unwrap();
@@ -471,7 +540,11 @@ async fn failing_handler_publishes_exception_event_and_the_bus_keeps_going() {
     assert_eq!(e.failed_event_type.as_deref(), Some("test.ping"));
     assert_eq!(e.failed_event_id, Some(failing_id));
     let stats = bus.stats();
-    let picky = stats.subscribers.iter().find(|s| s.name == "picky").unwrap();
+    let picky = stats
+        .subscribers
+        .iter()
+        .find(|s| s.name == "picky")
+        .unwrap();
     assert_eq!((picky.delivered, picky.failed), (3, 1));
 }
 
@@ -501,8 +574,15 @@ async fn panicking_handler_publishes_exception_event() {
     bus.send(ping(0)).unwrap();
     bus.send(ping(1)).unwrap();
     bus.wait(WAIT).await.unwrap();
-    assert_eq!(exceptions.get(), vec![("panic".to_owned(), "boom 0".to_owned(), "boom".to_owned())]);
-    assert_eq!(after.load(Ordering::SeqCst), 1, "the subscriber survives its panic");
+    assert_eq!(
+        exceptions.get(),
+        vec![("panic".to_owned(), "boom 0".to_owned(), "boom".to_owned())]
+    );
+    assert_eq!(
+        after.load(Ordering::SeqCst),
+        1,
+        "the subscriber survives its panic"
+    );
 }
 
 #[tokio::test]
@@ -519,8 +599,10 @@ async fn exception_event_recursion_is_bounded() {
         }
     })
     .unwrap();
-    bus.subscribe("exception-handler-fails", |_: Arc<ExceptionEvent>| async { Err::<(), _>("also nope") })
-        .unwrap();
+    bus.subscribe("exception-handler-fails", |_: Arc<ExceptionEvent>| async {
+        Err::<(), _>("also nope")
+    })
+    .unwrap();
     bus.send(ping(1)).unwrap();
     bus.wait(WAIT).await.unwrap();
     // ping (fails -> 1 exception), the exception (fails twice: both suppressed).
@@ -768,9 +850,15 @@ async fn shutdown_stops_handlers_and_later_sends_fail() {
     .unwrap();
     bus.send(ping(1)).unwrap();
     let report = bus.shutdown(WAIT).await;
-    assert_eq!((report.delivered, report.cancelled, report.timed_out), (1, 0, false));
+    assert_eq!(
+        (report.delivered, report.cancelled, report.timed_out),
+        (1, 0, false)
+    );
     assert_eq!(bus.send(ping(2)), Err(BusError::Shutdown));
-    assert_eq!(bus.subscribe("late", |_: Arc<Ping>| async {}).unwrap_err(), BusError::Shutdown);
+    assert_eq!(
+        bus.subscribe("late", |_: Arc<Ping>| async {}).unwrap_err(),
+        BusError::Shutdown
+    );
     tokio::task::yield_now().await;
     assert_eq!(count.load(Ordering::SeqCst), 1);
 }
@@ -783,7 +871,7 @@ async fn drain_on_shutdown_loses_nothing_accepted() {
     bus.subscribe("h", move |e: Arc<Ping>| {
         let g = g.clone();
         async move {
-            if e.n % 100 == 0 {
+            if e.n.is_multiple_of(100) {
                 tokio::task::yield_now().await;
             }
             g.push(e.n)
@@ -817,7 +905,8 @@ async fn drain_on_shutdown_loses_nothing_accepted() {
 #[tokio::test]
 async fn shutdown_deadline_cancels_and_reports_what_was_lost() {
     let bus = bus();
-    bus.subscribe("stuck", |_: Arc<Ping>| std::future::pending::<()>()).unwrap();
+    bus.subscribe("stuck", |_: Arc<Ping>| std::future::pending::<()>())
+        .unwrap();
     for n in 0..10 {
         bus.send(ping(n)).unwrap();
     }
@@ -831,7 +920,10 @@ async fn shutdown_deadline_cancels_and_reports_what_was_lost() {
 // ---- overflow ------------------------------------------------------------------------------
 
 /// A subscriber whose handler blocks until the gate opens.
-fn stalled(bus: &EventManager, options: SubscribeOptions) -> (Arc<Notify>, agentbus::SubscriptionHandle) {
+fn stalled(
+    bus: &EventManager,
+    options: SubscribeOptions,
+) -> (Arc<Notify>, agentbus::SubscriptionHandle) {
     let gate = Arc::new(Notify::new());
     let g = gate.clone();
     let handle = bus
@@ -853,7 +945,12 @@ async fn million_event_burst_with_stalled_drop_oldest_subscriber_stays_bounded()
         async move { l.push((e.subscriber.clone(), e.dropped, e.capacity)) }
     })
     .unwrap();
-    let (_gate, handle) = stalled(&bus, SubscribeOptions::new().capacity(1024).overflow(Overflow::DropOldest));
+    let (_gate, handle) = stalled(
+        &bus,
+        SubscribeOptions::new()
+            .capacity(1024)
+            .overflow(Overflow::DropOldest),
+    );
     let mut max_depth = 0;
     for n in 0..1_000_000u64 {
         bus.send(ping(n)).unwrap();
@@ -862,7 +959,11 @@ async fn million_event_burst_with_stalled_drop_oldest_subscriber_stays_bounded()
         }
     }
     let stats = handle.stats();
-    assert!(max_depth <= 1024 && stats.queue_depth <= 1024, "depth {max_depth}/{}", stats.queue_depth);
+    assert!(
+        max_depth <= 1024 && stats.queue_depth <= 1024,
+        "depth {max_depth}/{}",
+        stats.queue_depth
+    );
     // Every event is queued, running (at most one) or counted as dropped.
     let accounted = stats.dropped + stats.queue_depth as u64;
     assert!((999_999..=1_000_000).contains(&accounted), "{accounted}");
@@ -876,13 +977,26 @@ async fn million_event_burst_with_stalled_drop_oldest_subscriber_stays_bounded()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn million_event_burst_with_stalled_error_subscriber_stays_bounded() {
     let bus = bus();
-    let (_gate, handle) = stalled(&bus, SubscribeOptions::new().capacity(1024).overflow(Overflow::Error));
+    let (_gate, handle) = stalled(
+        &bus,
+        SubscribeOptions::new()
+            .capacity(1024)
+            .overflow(Overflow::Error),
+    );
     let mut refused = 0u64;
     for n in 0..1_000_000u64 {
         match bus.send(ping(n)) {
             Ok(_) => {}
-            Err(BusError::Full { subscriber, capacity, policy, .. }) => {
-                assert_eq!((subscriber.as_str(), capacity, policy), ("stalled", 1024, Overflow::Error));
+            Err(BusError::Full {
+                subscriber,
+                capacity,
+                policy,
+                ..
+            }) => {
+                assert_eq!(
+                    (subscriber.as_str(), capacity, policy),
+                    ("stalled", 1024, Overflow::Error)
+                );
                 refused += 1;
             }
             Err(e) => panic!("{e}"),
@@ -900,15 +1014,19 @@ async fn block_policy_applies_backpressure_to_plain_threads() {
     let got = Log::default();
     let g = got.clone();
     let handle = bus
-        .subscribe_with("slowish", SubscribeOptions::new().capacity(4), move |e: Arc<Ping>| {
-            let g = g.clone();
-            async move {
-                if e.n % 50 == 0 {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
+        .subscribe_with(
+            "slowish",
+            SubscribeOptions::new().capacity(4),
+            move |e: Arc<Ping>| {
+                let g = g.clone();
+                async move {
+                    if e.n.is_multiple_of(50) {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    g.push(e.n)
                 }
-                g.push(e.n)
-            }
-        })
+            },
+        )
         .unwrap();
     let sender = bus.clone();
     let max_depth = std::thread::spawn(move || {
@@ -941,7 +1059,10 @@ async fn block_policy_sync_send_inside_a_runtime_returns_full_instead_of_blockin
     for n in 0..10 {
         match bus.send(ping(n)) {
             Ok(_) => {}
-            Err(BusError::Full { policy: Overflow::Block, .. }) => full += 1,
+            Err(BusError::Full {
+                policy: Overflow::Block,
+                ..
+            }) => full += 1,
             Err(e) => panic!("{e}"),
         }
     }
@@ -960,13 +1081,17 @@ async fn send_async_waits_for_room() {
     let bus = bus();
     let got = Log::default();
     let g = got.clone();
-    bus.subscribe_with("slowish", SubscribeOptions::new().capacity(2), move |e: Arc<Ping>| {
-        let g = g.clone();
-        async move {
-            tokio::task::yield_now().await;
-            g.push(e.n)
-        }
-    })
+    bus.subscribe_with(
+        "slowish",
+        SubscribeOptions::new().capacity(2),
+        move |e: Arc<Ping>| {
+            let g = g.clone();
+            async move {
+                tokio::task::yield_now().await;
+                g.push(e.n)
+            }
+        },
+    )
     .unwrap();
     for n in 0..500 {
         bus.send_async(ping(n)).await.unwrap();
@@ -989,7 +1114,10 @@ async fn stats_count_deliveries_failures_and_time() {
     }
     bus.wait(WAIT).await.unwrap();
     let s = h.stats();
-    assert_eq!((s.delivered, s.failed, s.dropped, s.queue_depth), (3, 1, 0, 0));
+    assert_eq!(
+        (s.delivered, s.failed, s.dropped, s.queue_depth),
+        (3, 1, 0, 0)
+    );
     assert_eq!(s.event_types, vec!["test.ping"]);
     assert!(s.handler_time >= Duration::from_millis(3));
     assert!(bus.stats().next_seq >= 4);
@@ -1005,8 +1133,15 @@ async fn handler_error_kinds_name_the_error_type() {
         async move { g.push(e.exc.clone()) }
     })
     .unwrap();
-    bus.subscribe("h", |_: Arc<Ping>| async { Err::<(), _>(std::fmt::Error) }).unwrap();
+    bus.subscribe("h", |_: Arc<Ping>| async { Err::<(), _>(std::fmt::Error) })
+        .unwrap();
     bus.send(ping(1)).unwrap();
     bus.wait(WAIT).await.unwrap();
-    assert_eq!(got.get(), vec![ErrorInfo::new("core::fmt::Error", "an error occurred when formatting an argument")]);
+    assert_eq!(
+        got.get(),
+        vec![ErrorInfo::new(
+            "core::fmt::Error",
+            "an error occurred when formatting an argument"
+        )]
+    );
 }

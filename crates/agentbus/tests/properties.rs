@@ -15,7 +15,7 @@ async fn dawdle(delay: u8) {
     for _ in 0..(delay % 4) {
         tokio::task::yield_now().await;
     }
-    if delay % 31 == 0 {
+    if delay.is_multiple_of(31) {
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
 }

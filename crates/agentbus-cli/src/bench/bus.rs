@@ -11,6 +11,9 @@
 //!   baseline uses `blocking_send`, the same backpressure);
 //! - `latency_us` p50/p99/max from just before `send` to the handler's first line, at
 //!   a paced 10,000 events/s, N=1;
+//! - Vision Agents (`bench/vision_agents_bus.py`, run with `--python`, default `python3`,
+//!   when `import vision_agents` works there): the same figures with at most 100,000
+//!   calls per run and 3 repetitions (it is ~300 times slower), and our ratio to it;
 //! - `bytes_per_pending`: measured by a counting global allocator (enabled only during
 //!   this measurement): the heap growth while `--pending` events are queued behind a
 //!   stalled handler, divided by their number. It includes the event itself (one `Arc`,
@@ -51,6 +54,9 @@ pub struct Args {
     /// Do not run the Vision Agents benchmark even if `vision_agents` is importable.
     #[arg(long)]
     pub no_python: bool,
+    /// The Python interpreter for the Vision Agents benchmark (e.g. a venv's python).
+    #[arg(long, default_value = "python3")]
+    pub python: PathBuf,
     /// The Vision Agents benchmark script.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/vision_agents_bus.py"))]
     pub script: PathBuf,
@@ -184,7 +190,9 @@ fn new_bus(rt: &Runtime) -> anyhow::Result<EventManager> {
 
 fn burst_agentbus(rt: &Runtime, subscribers: usize, calls: u64) -> anyhow::Result<f64> {
     let bus = new_bus(rt)?;
-    let counters: Vec<Arc<AtomicU64>> = (0..subscribers).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let counters: Vec<Arc<AtomicU64>> = (0..subscribers)
+        .map(|_| Arc::new(AtomicU64::new(0)))
+        .collect();
     for (i, counter) in counters.iter().enumerate() {
         let counter = Arc::clone(counter);
         bus.subscribe_with(
@@ -209,7 +217,12 @@ fn burst_agentbus(rt: &Runtime, subscribers: usize, calls: u64) -> anyhow::Resul
 }
 
 /// Paced sends; returns each event's latency in microseconds, sorted.
-fn paced(events: u64, mut send: impl FnMut(u64) -> anyhow::Result<()>, received: &[AtomicU64], base: Instant) -> anyhow::Result<Vec<f64>> {
+fn paced(
+    events: u64,
+    mut send: impl FnMut(u64) -> anyhow::Result<()>,
+    received: &[AtomicU64],
+    base: Instant,
+) -> anyhow::Result<Vec<f64>> {
     let interval = Duration::from_secs_f64(1.0 / PACED_RATE);
     let mut sent = Vec::with_capacity(events as usize);
     let mut next = Instant::now();
@@ -243,7 +256,12 @@ fn latency_agentbus(rt: &Runtime, events: u64) -> anyhow::Result<Vec<f64>> {
         async {}
     })?;
     let template = Tick::default();
-    let latencies = paced(events, |n| Ok(bus.send(tick(&template, n)).map(drop)?), &received, base)?;
+    let latencies = paced(
+        events,
+        |n| Ok(bus.send(tick(&template, n)).map(drop)?),
+        &received,
+        base,
+    )?;
     rt.block_on(bus.shutdown(Duration::from_secs(5)));
     Ok(latencies)
 }
@@ -288,7 +306,9 @@ fn memory_agentbus(rt: &Runtime, pending: u64) -> anyhow::Result<f64> {
 // ---- baseline: tokio mpsc per subscriber ---------------------------------------------------
 
 fn burst_mpsc(rt: &Runtime, subscribers: usize, calls: u64) -> anyhow::Result<f64> {
-    let counters: Vec<Arc<AtomicU64>> = (0..subscribers).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let counters: Vec<Arc<AtomicU64>> = (0..subscribers)
+        .map(|_| Arc::new(AtomicU64::new(0)))
+        .collect();
     let mut senders = Vec::with_capacity(subscribers);
     for counter in &counters {
         let (tx, mut rx) = mpsc::channel::<Arc<Tick>>(CAPACITY);
@@ -306,7 +326,8 @@ fn burst_mpsc(rt: &Runtime, subscribers: usize, calls: u64) -> anyhow::Result<f6
     for n in 0..sends {
         let event = Arc::new(tick(&template, n));
         for tx in &senders {
-            tx.blocking_send(Arc::clone(&event)).context("baseline consumer gone")?;
+            tx.blocking_send(Arc::clone(&event))
+                .context("baseline consumer gone")?;
         }
     }
     wait_for(&counters, sends * subscribers as u64);
@@ -326,7 +347,10 @@ fn latency_mpsc(rt: &Runtime, events: u64) -> anyhow::Result<Vec<f64>> {
     let template = Tick::default();
     paced(
         events,
-        |n| tx.blocking_send(Arc::new(tick(&template, n))).context("baseline consumer gone"),
+        |n| {
+            tx.blocking_send(Arc::new(tick(&template, n)))
+                .context("baseline consumer gone")
+        },
         &received,
         base,
     )
@@ -386,9 +410,17 @@ fn measure(args: &Args) -> anyhow::Result<(Figures, Figures)> {
     let (mut la, mut lb): (Vec<[f64; 3]>, Vec<[f64; 3]>) = (Vec::new(), Vec::new());
     for _ in 0..reps {
         let l = latency_agentbus(&rt, args.paced_events)?;
-        la.push([percentile(&l, 50.0), percentile(&l, 99.0), percentile(&l, 100.0)]);
+        la.push([
+            percentile(&l, 50.0),
+            percentile(&l, 99.0),
+            percentile(&l, 100.0),
+        ]);
         let l = latency_mpsc(&rt, args.paced_events)?;
-        lb.push([percentile(&l, 50.0), percentile(&l, 99.0), percentile(&l, 100.0)]);
+        lb.push([
+            percentile(&l, 50.0),
+            percentile(&l, 99.0),
+            percentile(&l, 100.0),
+        ]);
     }
     for i in 0..3 {
         ours.latency_us[i] = median(la.iter().map(|l| l[i]).collect());
@@ -415,7 +447,11 @@ fn ratios(ours: &Figures, theirs: &Value) -> Value {
             Some((n.to_string(), json!(round3(c / t))))
         })
         .collect();
-    let lat = |k: &str, i: usize| theirs["latency_us"][k].as_f64().map(|t| round3(ours.latency_us[i] / t));
+    let lat = |k: &str, i: usize| {
+        theirs["latency_us"][k]
+            .as_f64()
+            .map(|t| round3(ours.latency_us[i] / t))
+    };
     json!({
         "calls_per_s": calls,
         "latency_us": {"p50": lat("p50", 0), "p99": lat("p99", 1), "max": lat("max", 2)},
@@ -432,7 +468,9 @@ fn vision_agents(args: &Args) -> Value {
     if args.no_python {
         return json!({"available": false, "reason": "--no-python"});
     }
-    let import = Command::new("python3").args(["-c", "import vision_agents"]).output();
+    let import = Command::new(&args.python)
+        .args(["-c", "import vision_agents"])
+        .output();
     match import {
         Ok(out) if out.status.success() => {}
         Ok(out) => {
@@ -440,11 +478,13 @@ fn vision_agents(args: &Args) -> Value {
             let reason = reason.lines().last().unwrap_or("import failed").to_owned();
             return json!({"available": false, "reason": reason});
         }
-        Err(e) => return json!({"available": false, "reason": format!("python3: {e}")}),
+        Err(e) => {
+            return json!({"available": false, "reason": format!("{}: {e}", args.python.display())});
+        }
     }
-    let out = Command::new("python3")
+    let out = Command::new(&args.python)
         .arg(&args.script)
-        .args(["--events", &args.events.min(200_000).to_string()])
+        .args(["--events", &args.events.min(100_000).to_string()])
         .args(["--paced-events", &args.paced_events.to_string()])
         .args(["--pending", &args.pending.min(20_000).to_string()])
         .args(["--reps", &args.reps.clamp(1, 3).to_string()])
@@ -455,17 +495,27 @@ fn vision_agents(args: &Args) -> Value {
                 v["available"] = json!(true);
                 v
             }
-            Err(e) => json!({"available": false, "reason": format!("script output is not JSON: {e}")}),
+            Err(e) => {
+                json!({"available": false, "reason": format!("script output is not JSON: {e}")})
+            }
         },
-        Ok(out) => json!({"available": false, "reason": String::from_utf8_lossy(&out.stderr).trim().to_owned()}),
+        Ok(out) => {
+            json!({"available": false, "reason": String::from_utf8_lossy(&out.stderr).trim().to_owned()})
+        }
         Err(e) => json!({"available": false, "reason": format!("{}: {e}", args.script.display())}),
     }
 }
 
 /// Runs `agentbus bench bus`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(args.events >= 100, "--events must be at least 100 (100 subscribers)");
-    anyhow::ensure!(args.paced_events >= 1 && args.pending >= 1, "--paced-events and --pending must be positive");
+    anyhow::ensure!(
+        args.events >= 100,
+        "--events must be at least 100 (100 subscribers)"
+    );
+    anyhow::ensure!(
+        args.paced_events >= 1 && args.pending >= 1,
+        "--paced-events and --pending must be positive"
+    );
     let (ours, base) = measure(&args)?;
     let base_json = base.to_json();
     let va = vision_agents(&args);
@@ -526,20 +576,36 @@ fn print_table(r: &Value) {
         "agentbus bench bus — medians of {} reps; {} calls per throughput run; paced {}/s",
         r["config"]["reps"], r["config"]["calls_per_run"], r["config"]["paced_rate_per_s"]
     );
-    let mut header = format!("{:<26}{:>14}{:>14}{:>10}", "figure", "agentbus", "tokio mpsc", "ratio");
+    let mut header = format!(
+        "{:<26}{:>14}{:>14}{:>10}",
+        "figure", "agentbus", "tokio mpsc", "ratio"
+    );
     if va {
         header.push_str(&format!("{:>16}{:>10}", "vision_agents", "ratio"));
     }
     println!("{header}");
     let mut rows: Vec<(String, Vec<String>)> = SUBSCRIBERS
         .iter()
-        .map(|n| (format!("calls_per_s N={n}"), vec!["calls_per_s".to_owned(), n.to_string()]))
+        .map(|n| {
+            (
+                format!("calls_per_s N={n}"),
+                vec!["calls_per_s".to_owned(), n.to_string()],
+            )
+        })
         .collect();
     for k in ["p50", "p99", "max"] {
-        rows.push((format!("latency_us {k}"), vec!["latency_us".to_owned(), k.to_owned()]));
+        rows.push((
+            format!("latency_us {k}"),
+            vec!["latency_us".to_owned(), k.to_owned()],
+        ));
     }
-    rows.push(("bytes_per_pending".to_owned(), vec!["bytes_per_pending".to_owned()]));
-    let get = |root: &Value, path: &[String]| path.iter().fold(root.clone(), |v, k| v[k.as_str()].clone());
+    rows.push((
+        "bytes_per_pending".to_owned(),
+        vec!["bytes_per_pending".to_owned()],
+    ));
+    let get = |root: &Value, path: &[String]| {
+        path.iter().fold(root.clone(), |v, k| v[k.as_str()].clone())
+    };
     for (label, path) in rows {
         let mut line = format!(
             "{label:<26}{:>14}{:>14}{:>10}",
@@ -562,7 +628,12 @@ fn print_table(r: &Value) {
         f(&r["agentbus"]["queue_bytes_per_pending"])
     );
     if !va {
-        println!("vision_agents: not run ({})", r["vision_agents"]["reason"].as_str().unwrap_or("unavailable"));
+        println!(
+            "vision_agents: not run ({})",
+            r["vision_agents"]["reason"]
+                .as_str()
+                .unwrap_or("unavailable")
+        );
     }
     println!("targets: {}", r["targets"]);
 }

@@ -33,11 +33,17 @@ define_event! {
 }
 
 pub fn ping(n: u64) -> Ping {
-    Ping { n, ..Default::default() }
+    Ping {
+        n,
+        ..Default::default()
+    }
 }
 
 pub fn pong(n: u64) -> Pong {
-    Pong { n, ..Default::default() }
+    Pong {
+        n,
+        ..Default::default()
+    }
 }
 
 /// A shared list handlers append to.
