@@ -8,6 +8,7 @@ pub mod agent;
 pub mod bus;
 pub mod local;
 pub mod store;
+pub mod telemetry;
 
 /// Arguments of `agentbus bench`.
 #[derive(Debug, clap::Args)]
@@ -31,6 +32,8 @@ pub enum Bench {
     /// The event store: batched appends and replay reads per second (SQLite, PostgreSQL)
     /// against plain multi-row inserts of the same rows.
     Store(store::Args),
+    /// Bus throughput with the metrics collector attached beside without it.
+    Telemetry(telemetry::Args),
 }
 
 /// Runs `agentbus bench`.
@@ -40,5 +43,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Bench::Bus(args) => bus::run(args),
         Bench::Local(args) => local::run(args),
         Bench::Store(args) => store::run(args),
+        Bench::Telemetry(args) => telemetry::run(args),
     }
 }

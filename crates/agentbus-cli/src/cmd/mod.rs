@@ -6,6 +6,7 @@ pub mod replay;
 pub mod sessions;
 pub mod stats;
 pub mod store_args;
+pub mod telemetry_args;
 
 /// Logs go to stderr through `tracing`, filtered by `RUST_LOG` (default: warnings).
 pub fn init_tracing() {

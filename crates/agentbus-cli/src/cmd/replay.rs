@@ -13,6 +13,7 @@ use agentbus_store::{Recording, ReplaySpeed};
 use anyhow::Context;
 
 use super::store_args::StoreArgs;
+use super::telemetry_args::TelemetryArgs;
 
 /// What `replay` prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -34,6 +35,8 @@ pub struct Args {
     /// Print every replayed event in this format instead of a one-line summary per event.
     #[arg(long, value_enum)]
     pub events: Option<EventsFormat>,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 /// Runs `agentbus replay`.
@@ -51,6 +54,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let failure: Arc<Mutex<Option<String>>> = Arc::default();
     let sent = runtime.block_on(async {
         let bus = EventManager::new();
+        let telemetry = args.telemetry.start().await?;
+        telemetry.attach(&bus)?;
         let failed = Arc::clone(&failure);
         bus.subscribe("replay-output", move |event: Arc<dyn DynEvent>| {
             let failed = Arc::clone(&failed);
@@ -78,6 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let sent = recording.play_into(&bus, args.speed).await?;
         bus.wait(Duration::from_secs(30)).await?;
         bus.shutdown(Duration::from_secs(5)).await;
+        args.telemetry.finish_if_requested(telemetry).await?;
         anyhow::Ok(sent)
     })?;
     if let Some(error) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {

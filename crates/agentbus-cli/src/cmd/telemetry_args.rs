@@ -52,6 +52,22 @@ impl TelemetryArgs {
         Ok(telemetry)
     }
 
+    /// Whether any telemetry flag was given.
+    pub fn requested(&self) -> bool {
+        self.metrics_addr.is_some() || self.otlp_endpoint.is_some() || self.metrics_json
+    }
+
+    /// [`TelemetryArgs::finish`] when a flag asked for telemetry, else a silent shutdown
+    /// (for commands whose default output has no metrics summary, like `replay`).
+    pub async fn finish_if_requested(&self, telemetry: Telemetry) -> anyhow::Result<()> {
+        if self.requested() {
+            self.finish(telemetry).await?;
+        } else {
+            telemetry.shutdown().await.context("stopping telemetry")?;
+        }
+        Ok(())
+    }
+
     /// Flushes the exporters and prints the summary to stderr (text, or JSON with
     /// `--metrics-json`); returns it.
     pub async fn finish(&self, telemetry: Telemetry) -> anyhow::Result<MetricsSummary> {
