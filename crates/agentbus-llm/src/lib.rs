@@ -12,6 +12,8 @@
 //! - [`HttpModel`]: OpenAI-compatible Chat Completions, OpenAI Responses and Anthropic
 //!   Messages over streaming HTTP, with retries ([`RetryPolicy`]) and [`Timeouts`].
 //! - [`PricingTable`]: USD per million tokens, for `cost_usd`.
+//! - [`InstrumentedModel`]: publishes any model's calls on the bus (LLM events and the
+//!   `stream.*` events, one request id and session id).
 //! - [`ScriptedModel`]: a test double replaying events or a recorded SSE body.
 #![warn(missing_docs)]
 
@@ -19,6 +21,7 @@ mod assemble;
 mod encode;
 pub mod errors;
 mod http;
+mod instrument;
 mod model;
 pub mod pricing;
 mod protocol;
@@ -29,6 +32,7 @@ pub mod sse;
 pub use http::{
     ANTHROPIC_VERSION, ApiKey, HttpConfig, HttpModel, HttpModelError, RetryPolicy, Timeouts,
 };
+pub use instrument::InstrumentedModel;
 pub use model::{ChatModel, ChatResponse, ChatStream};
 pub use pricing::{ModelPrice, PricingTable};
 pub use protocol::{Api, StreamDecoder};

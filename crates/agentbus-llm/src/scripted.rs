@@ -6,6 +6,7 @@ use agentbus_events::stream::{Finish, StreamEvent, TextEnd};
 use futures::StreamExt;
 
 use crate::model::{ChatModel, ChatStream};
+use crate::protocol::{Api, StreamDecoder};
 use crate::request::ChatRequest;
 
 /// What a [`ScriptedModel`] replays on each call.
@@ -13,6 +14,8 @@ use crate::request::ChatRequest;
 enum Script {
     /// These events, as given.
     Events(Vec<StreamEvent>),
+    /// A recorded SSE body, decoded on every call.
+    Sse { api: Api, body: Vec<u8> },
 }
 
 /// A model that answers every request by replaying the same script: a list of
@@ -35,6 +38,29 @@ impl ScriptedModel {
             script: Script::Events(events),
             delay: None,
         }
+    }
+
+    /// Replays a recorded SSE response body of protocol `api`, decoded by the real
+    /// decoder on every call (so a truncated recording ends in a `StreamError`). Costs are
+    /// computed with the built-in pricing table.
+    pub fn from_sse(name: impl Into<String>, api: Api, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            name: name.into(),
+            script: Script::Sse {
+                api,
+                body: body.into(),
+            },
+            delay: None,
+        }
+    }
+
+    /// Replays the recorded SSE file at `path` (see [`ScriptedModel::from_sse`]).
+    pub fn from_sse_file(
+        name: impl Into<String>,
+        api: Api,
+        path: impl AsRef<std::path::Path>,
+    ) -> std::io::Result<Self> {
+        Ok(Self::from_sse(name, api, std::fs::read(path)?))
     }
 
     /// Answers every call with `text` in one delta, then `TextEnd` and a `stop` finish.
@@ -63,6 +89,11 @@ impl ScriptedModel {
     pub fn events(&self) -> Vec<StreamEvent> {
         match &self.script {
             Script::Events(events) => events.clone(),
+            Script::Sse { api, body } => StreamDecoder::decode_body(
+                *api,
+                body,
+                Some(std::sync::Arc::new(crate::pricing::PricingTable::builtin())),
+            ),
         }
     }
 }
