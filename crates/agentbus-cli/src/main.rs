@@ -15,6 +15,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the ReAct agent with the built-in tools on one prompt.
+    Run(cmd::run::Args),
     /// Inspect the event catalogue and its wire format.
     Events(cmd::events::Args),
     /// Measure agentbus against same-run baselines.
@@ -33,6 +35,7 @@ fn main() -> std::process::ExitCode {
     cmd::init_tracing();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => cmd::run::run(args),
         Command::Events(args) => cmd::events::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Model(args) => cmd::model::run(args),

@@ -237,7 +237,11 @@ fn python_peer(args: &Args) -> anyhow::Result<Option<Figures>> {
     );
     // The peer prints one JSON line last (its libraries may log above it).
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
     let value: Value = serde_json::from_str(last).context("reading the peer's JSON")?;
     let number = |key: &str| {
         value[key]

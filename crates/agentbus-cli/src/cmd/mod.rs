@@ -3,6 +3,7 @@
 pub mod events;
 pub mod model;
 pub mod replay;
+pub mod run;
 pub mod sessions;
 pub mod stats;
 pub mod store_args;

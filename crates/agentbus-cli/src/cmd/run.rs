@@ -1,0 +1,338 @@
+//! `agentbus run PROMPT`: runs the ReAct agent with the built-in tools (`calculator`,
+//! `current_time`, `read_file`/`list_dir` confined to the current directory) on one
+//! prompt, every step published on a bus.
+//!
+//! The command is three parts, each a small function: the model (from the provider
+//! flags), the bus and what listens to it (the `--events jsonl` writer; a store or a
+//! metrics endpoint attach here the same way), and the output (human or JSON lines).
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use agentbus::{EventManager, Overflow, SubscribeOptions};
+use agentbus_agent::react::{ChunkChannel, ReactEndEvent, ReactEvent, ReactOutput};
+use agentbus_agent::tools::builtin_tools;
+use agentbus_agent::{Agent, AgentOutput};
+use agentbus_events::DynEvent;
+use agentbus_llm::ChatModel;
+use anyhow::Context;
+use futures::StreamExt;
+
+/// How long the bus may take to deliver the last events after the run.
+const DRAIN: Duration = Duration::from_secs(10);
+/// Queue capacity of the `--events jsonl` writer (bounded; the agent never waits on it).
+const JSONL_CAPACITY: usize = 1 << 16;
+
+/// Output formats of `--events`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventsFormat {
+    /// One wire-format JSON object per line, for every event published on the bus.
+    Jsonl,
+}
+
+/// Arguments of `agentbus run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The model to use.
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    /// The most iterations (LLM call + tool batch) the agent may take.
+    #[arg(long, default_value_t = 10)]
+    pub max_iterations: u32,
+    /// Write every bus event to stdout in this format instead of the human output.
+    #[arg(long, value_enum)]
+    pub events: Option<EventsFormat>,
+    /// The prompt.
+    pub prompt: String,
+}
+
+/// The system prompt of `agentbus run`.
+const SYSTEM_PROMPT: &str = "You are a helpful assistant. Use the tools when they help: \
+    `calculator` for arithmetic (never compute by hand), `current_time` for the date and \
+    time, `read_file` and `list_dir` for files in the working directory. Answer briefly.";
+
+/// Runs `agentbus run`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(run_agent(args))
+}
+
+async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
+    let bus = EventManager::new();
+    let jsonl = match args.events {
+        Some(EventsFormat::Jsonl) => Some(JsonlWriter::attach(&bus)?),
+        None => None,
+    };
+    let model: Arc<dyn ChatModel> = args.provider.build()?;
+    let root = std::env::current_dir().context("reading the current directory")?;
+    let tools = builtin_tools(&root).context("setting up the file tools")?;
+    let agent = Agent::builder_shared(model)
+        .system_prompt(SYSTEM_PROMPT)
+        .tools(tools)
+        .max_iterations(args.max_iterations)
+        .bus(&bus)
+        .build();
+
+    let started = Instant::now();
+    let mut human = jsonl.is_none().then(HumanOutput::default);
+    let mut end: Option<ReactEndEvent> = None;
+    let mut stream = agent.run(args.prompt);
+    while let Some(output) = stream.next().await {
+        if let ReactOutput::Event(event) = &output
+            && let ReactEvent::ReactEnd(react_end) = &event.event
+            && event.origin.fork_depth == 0
+        {
+            end = Some(react_end.clone());
+        }
+        if let Some(human) = human.as_mut() {
+            human.show(&output)?;
+        }
+    }
+    agent.finish();
+    if let Err(error) = bus.wait(DRAIN).await {
+        tracing::warn!(%error, "the bus did not drain");
+    }
+    let report = bus.shutdown(DRAIN).await;
+    tracing::debug!(?report, "bus shut down");
+    if let Some(jsonl) = jsonl {
+        jsonl.finish()?;
+    }
+    let end = end.context("the agent stopped without a ReactEnd event")?;
+    if let Some(human) = human.as_mut() {
+        human.summary(&end, started.elapsed())?;
+    }
+    Ok(if end.aborted {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `--events jsonl`: a wildcard subscriber writing each event's wire JSON as a line.
+struct JsonlWriter {
+    out: Arc<Mutex<std::io::BufWriter<std::io::Stdout>>>,
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl JsonlWriter {
+    fn attach(bus: &EventManager) -> anyhow::Result<Self> {
+        let out = Arc::new(Mutex::new(std::io::BufWriter::new(std::io::stdout())));
+        let failed: Arc<Mutex<Option<String>>> = Arc::default();
+        let (writer, error) = (out.clone(), failed.clone());
+        bus.subscribe_with(
+            "agentbus-run-jsonl",
+            SubscribeOptions::new()
+                .capacity(JSONL_CAPACITY)
+                .overflow(Overflow::Block),
+            move |event: Arc<dyn DynEvent>| {
+                let (writer, error) = (writer.clone(), error.clone());
+                async move {
+                    let mut line = Vec::with_capacity(512);
+                    let written = event
+                        .write_wire(&mut line)
+                        .map_err(|e| e.to_string())
+                        .and_then(|()| {
+                            line.push(b'\n');
+                            let mut out = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                            out.write_all(&line).map_err(|e| e.to_string())
+                        });
+                    if let Err(message) = written {
+                        error
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .get_or_insert(message);
+                    }
+                }
+            },
+        )
+        .context("subscribing the JSON lines writer")?;
+        Ok(Self { out, failed })
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        if let Some(message) = self
+            .failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            anyhow::bail!("writing events: {message}");
+        }
+        self.out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .flush()
+            .context("writing events to stdout")
+    }
+}
+
+/// The human output: streaming text, each tool call with its arguments, result and
+/// duration, and a summary line.
+#[derive(Default)]
+struct HumanOutput {
+    /// Whether the cursor is in the middle of a line of streamed text.
+    mid_line: bool,
+}
+
+impl HumanOutput {
+    fn show(&mut self, output: &AgentOutput) -> std::io::Result<()> {
+        let ReactOutput::Event(event) = output else {
+            return Ok(());
+        };
+        let indent = "  ".repeat(event.origin.fork_depth as usize);
+        let mut out = std::io::stdout().lock();
+        match &event.event {
+            ReactEvent::LlmChunkArrive(chunk) if chunk.channel == ChunkChannel::Text => {
+                if !self.mid_line {
+                    write!(out, "{indent}")?;
+                }
+                write!(out, "{}", chunk.delta)?;
+                self.mid_line = !chunk.delta.ends_with('\n');
+                out.flush()?;
+            }
+            ReactEvent::ToolCallStart(start) => {
+                self.end_line(&mut out)?;
+                writeln!(out, "{indent}→ {}({})", start.tool_name, start.arguments)?;
+            }
+            ReactEvent::ToolCallEnd(end) => {
+                self.end_line(&mut out)?;
+                let outcome = match &end.error {
+                    None => format!("✓ {}", shorten(&agentbus_agent::result_text(&end.result))),
+                    Some(error) => format!("✗ {}", error.message),
+                };
+                writeln!(
+                    out,
+                    "{indent}  {outcome}  ({} {:.1} ms)",
+                    end.tool_name, end.execution_time_ms
+                )?;
+            }
+            ReactEvent::LlmCallError(error) => {
+                self.end_line(&mut out)?;
+                writeln!(out, "{indent}LLM error: {}", error.error)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn end_line(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+        if self.mid_line {
+            writeln!(out)?;
+            self.mid_line = false;
+        }
+        Ok(())
+    }
+
+    fn summary(&mut self, end: &ReactEndEvent, elapsed: Duration) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        self.end_line(&mut out)?;
+        let cost = end
+            .cost_usd
+            .map(|c| format!("${c:.6}"))
+            .unwrap_or_else(|| "cost unknown".into());
+        let status = match (&end.abort_reason, &end.error) {
+            (None, _) => "done".to_owned(),
+            (Some(reason), Some(error)) => format!("aborted ({reason}: {})", error.message),
+            (Some(reason), None) => format!("aborted ({reason})"),
+        };
+        writeln!(
+            out,
+            "— {status} · {} iteration{} · {} LLM call{} · {} tool call{} · {} in / {} out tokens · {cost} · {:.2} s",
+            end.iterations,
+            plural(end.iterations),
+            end.total_llm_calls,
+            plural(end.total_llm_calls),
+            end.total_tool_calls,
+            plural(end.total_tool_calls),
+            end.usage.input_tokens,
+            end.usage.output_tokens,
+            elapsed.as_secs_f64()
+        )
+    }
+}
+
+fn plural(n: u32) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// A tool result cut to one readable line.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 200;
+    let one_line = text.replace('\n', "⏎");
+    if one_line.chars().count() <= MAX {
+        one_line
+    } else {
+        let cut: String = one_line.chars().take(MAX).collect();
+        format!("{cut}…")
+    }
+}
+
+/// The provider flags of `agentbus run` (the same names as `agentbus chat`'s).
+#[derive(Debug, clap::Args)]
+pub struct ProviderArgs {
+    /// The provider's protocol.
+    #[arg(long, value_enum, default_value_t = Provider::Openai)]
+    pub provider: Provider,
+    /// The API root (default: the provider's public endpoint).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// The model name (default: `gpt-4o-mini` for OpenAI, `claude-3-5-haiku-latest` for
+    /// Anthropic).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The environment variable holding the API key (default: `OPENAI_API_KEY` or
+    /// `ANTHROPIC_API_KEY`); a missing key sends no authentication (local servers).
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+}
+
+/// The providers `agentbus run` speaks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Provider {
+    /// OpenAI Chat Completions and every server that copies it.
+    Openai,
+    /// OpenAI Responses.
+    OpenaiResponses,
+    /// Anthropic Messages.
+    Anthropic,
+}
+
+impl ProviderArgs {
+    /// The model these flags describe.
+    pub fn build(&self) -> anyhow::Result<Arc<dyn ChatModel>> {
+        use agentbus_llm::{ApiKey, HttpConfig, HttpModel};
+        let (name, default_url, default_model, default_key) = match self.provider {
+            Provider::Openai | Provider::OpenaiResponses => (
+                "openai",
+                "https://api.openai.com/v1",
+                "gpt-4o-mini",
+                "OPENAI_API_KEY",
+            ),
+            Provider::Anthropic => (
+                "anthropic",
+                "https://api.anthropic.com/v1",
+                "claude-3-5-haiku-latest",
+                "ANTHROPIC_API_KEY",
+            ),
+        };
+        let key_var = self.api_key_env.as_deref().unwrap_or(default_key);
+        let config = HttpConfig::new(
+            name,
+            self.base_url.as_deref().unwrap_or(default_url),
+            self.model.as_deref().unwrap_or(default_model),
+        )
+        .with_api_key(ApiKey::from_env(key_var));
+        let model = match self.provider {
+            Provider::Openai => HttpModel::openai_chat(config),
+            Provider::OpenaiResponses => HttpModel::openai_responses(config),
+            Provider::Anthropic => HttpModel::anthropic(config),
+        }
+        .context("configuring the provider")?;
+        Ok(Arc::new(model))
+    }
+}
