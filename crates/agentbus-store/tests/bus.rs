@@ -74,7 +74,7 @@ async fn a_bus_session_is_stored_and_replays_identically() {
             .unwrap();
         assert_eq!(n, sent.len() as u64);
         replay_bus.wait(WAIT).await.unwrap();
-        let received = received.lock().unwrap();
+        let received = std::mem::take(&mut *received.lock().unwrap());
         assert_eq!(received.len(), sent.len(), "{backend}");
         for (original, replayed) in sent.iter().zip(received.iter()) {
             // Same type, id, time and fields; only the bus seq is the replay bus's own.
