@@ -72,8 +72,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::cmd::model::ensure_ready(&dir)?;
 
     let candle = run_worker(&args)?;
-    let prompt: Vec<u32> = serde_json::from_value(candle["prompt_ids"].clone())
-        .context("the worker's prompt ids")?;
+    let prompt: Vec<u32> =
+        serde_json::from_value(candle["prompt_ids"].clone()).context("the worker's prompt ids")?;
     let llama = if args.no_python || !llama_cpp_available() {
         None
     } else {
@@ -297,10 +297,7 @@ fn print_table(summary: &Value, args: &Args) {
     let _ = writeln!(
         out,
         "agentbus bench local: {:?} ({} prompt tokens), {} tokens greedy, median of {}",
-        QUESTION,
-        summary["prompt_tokens"],
-        args.tokens,
-        args.reps
+        QUESTION, summary["prompt_tokens"], args.tokens, args.reps
     );
     let number = |value: &Value, digits: usize| {
         value
@@ -318,8 +315,18 @@ fn print_table(summary: &Value, args: &Args) {
     let rows = [
         ("ttft_ms", "TTFT ms", 1, format!("<= {TARGET_TTFT_MS}")),
         ("prompt_tok_s", "prompt tok/s", 1, String::new()),
-        ("gen_tok_s", "gen tok/s", 1, format!(">= {TARGET_GEN_TOK_S}")),
-        ("peak_rss_mb", "peak RSS MB", 0, format!("<= {TARGET_RSS_MB}")),
+        (
+            "gen_tok_s",
+            "gen tok/s",
+            1,
+            format!(">= {TARGET_GEN_TOK_S}"),
+        ),
+        (
+            "peak_rss_mb",
+            "peak RSS MB",
+            0,
+            format!("<= {TARGET_RSS_MB}"),
+        ),
     ];
     for (key, label, digits, target) in rows {
         let _ = writeln!(
@@ -332,7 +339,12 @@ fn print_table(summary: &Value, args: &Args) {
             target
         );
     }
-    let _ = writeln!(out, "agentbus:  {} threads, {}", ours["threads"], ours["engine"].as_str().unwrap_or(""));
+    let _ = writeln!(
+        out,
+        "agentbus:  {} threads, {}",
+        ours["threads"],
+        ours["engine"].as_str().unwrap_or("")
+    );
     let _ = writeln!(out, "  answer: {:?}", ours["text"].as_str().unwrap_or(""));
     match theirs {
         Some(theirs) => {

