@@ -271,3 +271,179 @@ fn bench_store_runs_and_prints_the_baseline() {
         assert!(sqlite[key].as_f64().unwrap() > 0.0, "{key}: {sqlite}");
     }
 }
+
+// ---- `agentbus run` → store → `agentbus replay` ------------------------------------------
+// The fake OpenAI-compatible server below is the one of `run_cli.rs`, reduced to what the
+// calculator conversation needs.
+
+fn serve(replies: Vec<Vec<Value>>) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for chunks in replies {
+            let Ok((mut socket, _)) = listener.accept() else {
+                return;
+            };
+            let mut reader = BufReader::new(socket.try_clone().unwrap());
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let mut out = String::from(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+            );
+            for chunk in chunks {
+                out.push_str(&format!("data: {chunk}\n\n"));
+            }
+            out.push_str("data: [DONE]\n\n");
+            let _ = socket.write_all(out.as_bytes());
+        }
+    });
+    url
+}
+
+fn calculator_conversation() -> Vec<Vec<Value>> {
+    use serde_json::json;
+    let chunk = |delta: Value, finish: Option<&str>| {
+        json!({"id": "c1", "object": "chat.completion.chunk", "model": "fake-model",
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let usage = |p: u64, c: u64| {
+        json!({"id": "c1", "object": "chat.completion.chunk", "model": "fake-model",
+               "choices": [], "usage": {"prompt_tokens": p, "completion_tokens": c,
+               "total_tokens": p + c}})
+    };
+    let call = json!({"index": 0, "id": "call_1", "type": "function",
+                      "function": {"name": "calculator", "arguments": "{\"expression\": \"17 * 23\"}"}});
+    vec![
+        vec![
+            chunk(json!({"role": "assistant", "content": null}), None),
+            chunk(json!({"tool_calls": [call]}), None),
+            chunk(json!({}), Some("tool_calls")),
+            usage(90, 18),
+        ],
+        vec![
+            chunk(json!({"role": "assistant", "content": "17 * 23 = "}), None),
+            chunk(json!({"content": "391"}), None),
+            chunk(json!({}), Some("stop")),
+            usage(130, 7),
+        ],
+    ]
+}
+
+#[test]
+fn a_replay_yields_the_same_events_as_the_live_run() {
+    let dir = TempDir::new("run");
+    let url = serve(calculator_conversation());
+    let live = Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .current_dir(&dir.0)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("AGENTBUS_STORE")
+        .env("RUST_LOG", "error")
+        .args([
+            "run",
+            "--provider",
+            "openai",
+            "--base-url",
+            &url,
+            "--model",
+            "fake-model",
+        ])
+        .args(["--events", "jsonl", "What is 17 * 23?"])
+        .output()
+        .unwrap();
+    let live_lines = stdout(&live);
+    let stderr = String::from_utf8_lossy(&live.stderr);
+    // The default store is ./agentbus.db.
+    assert!(dir.0.join("agentbus.db").exists(), "{stderr}");
+    assert!(
+        stderr.contains("stored in sqlite://agentbus.db"),
+        "{stderr}"
+    );
+    let live_events: Vec<Value> = live_lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(live_events.len() > 10);
+
+    let sessions: Value = serde_json::from_str(&stdout(&agentbus(&[
+        "sessions",
+        "--store",
+        &dir.url(),
+        "--json",
+    ])))
+    .unwrap();
+    let sessions = sessions.as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let session = sessions[0]["session_id"].as_str().unwrap();
+    assert_eq!(sessions[0]["llm_calls"], 2);
+    assert_eq!(sessions[0]["total_tokens"], 245);
+
+    let replay = stdout(&agentbus(&[
+        "replay",
+        session,
+        "--store",
+        &dir.url(),
+        "--speed",
+        "max",
+        "--events",
+        "jsonl",
+    ]));
+    let replayed: Vec<Value> = replay
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        v.as_object_mut().unwrap().remove("seq");
+        v
+    };
+    // A session is the events carrying its session id; `agent.finish` is published by the
+    // agent without one (it ends the agent, not a session), so it is stored outside it.
+    let live_events: Vec<Value> = live_events
+        .into_iter()
+        .filter(|e| e["session_id"].as_str() == Some(session))
+        .collect();
+    assert!(live_events.len() > 10);
+    let live_ids: Vec<&Value> = live_events.iter().map(|e| &e["event_id"]).collect();
+    let replay_ids: Vec<&Value> = replayed.iter().map(|e| &e["event_id"]).collect();
+    let types = |events: &[Value]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["type"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        replay_ids,
+        live_ids,
+        "same events in the same order; live {:?}, replayed {:?}",
+        types(&live_events),
+        types(&replayed)
+    );
+    for (a, b) in live_events.iter().zip(&replayed) {
+        assert_eq!(strip(a), strip(b));
+    }
+
+    let stats: Value = serde_json::from_str(&stdout(&agentbus(&[
+        "stats",
+        session,
+        "--store",
+        &dir.url(),
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(stats["models"][0]["calls"], 2, "{stats}");
+    assert_eq!(stats["tools"][0]["tool"], "calculator", "{stats}");
+}

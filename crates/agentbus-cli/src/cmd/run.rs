@@ -44,6 +44,9 @@ pub struct Args {
     /// Write every bus event to stdout in this format instead of the human output.
     #[arg(long, value_enum)]
     pub events: Option<EventsFormat>,
+    /// Where the session's events are stored (`--store URL`, `--no-store`).
+    #[command(flatten)]
+    pub store: super::store_args::StoreArgs,
     /// The prompt.
     pub prompt: String,
 }
@@ -68,6 +71,7 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
         Some(EventsFormat::Jsonl) => Some(JsonlWriter::attach(&bus)?),
         None => None,
     };
+    let recorder = args.store.record(&bus)?;
     let model: Arc<dyn ChatModel> = args.provider.build()?;
     let root = std::env::current_dir().context("reading the current directory")?;
     let tools = builtin_tools(&root).context("setting up the file tools")?;
@@ -96,6 +100,12 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
     agent.finish();
     if let Err(error) = bus.wait(DRAIN).await {
         tracing::warn!(%error, "the bus did not drain");
+    }
+    if let Some(recorder) = recorder {
+        let location = recorder.location().to_owned();
+        let stored = recorder.finish().await?;
+        let session = end.as_ref().map(|e| e.origin.session_id.as_str()).unwrap_or("?");
+        eprintln!("session {session}: {} events stored in {location}", stored.written);
     }
     let report = bus.shutdown(DRAIN).await;
     tracing::debug!(?report, "bus shut down");
