@@ -15,8 +15,8 @@ pub struct StoreArgs {
     /// The event store: `sqlite://PATH` (embedded, WAL) or `postgres://…` (shared).
     #[arg(long, value_name = "URL", env = "AGENTBUS_STORE", default_value = DEFAULT_STORE_URL)]
     pub store: String,
-    /// Do not store the session's events.
-    #[arg(long, conflicts_with = "store")]
+    /// Do not store the session's events (wins over `--store`).
+    #[arg(long)]
     pub no_store: bool,
 }
 
