@@ -268,3 +268,174 @@ fn metrics_endpoint_is_scraped_while_a_replay_runs() {
     assert!(stderr.contains("calculator: calls 1"), "{stderr}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+// ---- agentbus run --metrics-addr, against a fake OpenAI-compatible server ---------------
+
+fn sse_chunk(delta: serde_json::Value, finish: Option<&str>) -> serde_json::Value {
+    json!({"id": "c1", "object": "chat.completion.chunk", "model": "fake-model",
+           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+}
+
+fn sse_usage(prompt: u64, completion: u64) -> serde_json::Value {
+    json!({"id": "c1", "object": "chat.completion.chunk", "model": "fake-model", "choices": [],
+           "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                     "total_tokens": prompt + completion}})
+}
+
+/// Reads one HTTP request (head and `content-length` body) from `socket`.
+fn read_request(socket: &mut TcpStream) -> Option<()> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if socket.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    socket.read_exact(&mut body).ok()
+}
+
+fn reply(socket: &mut TcpStream, chunks: &[serde_json::Value]) {
+    let mut out = String::from(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+    );
+    for chunk in chunks {
+        out.push_str(&format!("data: {chunk}\n\n"));
+    }
+    out.push_str("data: [DONE]\n\n");
+    let _ = socket.write_all(out.as_bytes());
+}
+
+/// A fake model: the first request gets a calculator call; the second is answered only
+/// once `release` receives, so the run is still going while the test scrapes.
+fn serve_held(release: std::sync::mpsc::Receiver<()>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let Ok((mut socket, _)) = listener.accept() else {
+            return;
+        };
+        if read_request(&mut socket).is_none() {
+            return;
+        }
+        let call = json!({"index": 0, "id": "call_1", "type": "function",
+                          "function": {"name": "calculator",
+                                       "arguments": "{\"expression\": \"17 * 23\"}"}});
+        reply(
+            &mut socket,
+            &[
+                sse_chunk(json!({"role": "assistant", "content": null}), None),
+                sse_chunk(json!({"tool_calls": [call]}), None),
+                sse_chunk(json!({}), Some("tool_calls")),
+                sse_usage(90, 18),
+            ],
+        );
+        drop(socket);
+        let Ok((mut socket, _)) = listener.accept() else {
+            return;
+        };
+        if read_request(&mut socket).is_none() {
+            return;
+        }
+        // Held until the test has scraped (or gave up: the sender is dropped).
+        let _ = release.recv();
+        reply(
+            &mut socket,
+            &[
+                sse_chunk(json!({"role": "assistant", "content": "391"}), None),
+                sse_chunk(json!({}), Some("stop")),
+                sse_usage(130, 7),
+            ],
+        );
+    });
+    url
+}
+
+#[test]
+fn run_serves_metrics_while_it_runs_and_prints_the_summary() {
+    let (release, held) = std::sync::mpsc::channel();
+    let url = serve_held(held);
+    let (dir, _) = scratch_store("run");
+    let addr = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .current_dir(&dir)
+        .env_remove("OPENAI_API_KEY")
+        .env("RUST_LOG", "error")
+        .args([
+            "run",
+            "--provider",
+            "openai",
+            "--base-url",
+            &url,
+            "--model",
+            "fake-model",
+        ])
+        .args(["--no-store", "--metrics-addr", &addr.to_string()])
+        .arg("What is 17 * 23?")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input_of_first_call = |body: &str| {
+        body.lines().any(|l| {
+            l.starts_with("gen_ai_client_token_usage_sum{")
+                && l.contains("gen_ai_token_type=\"input\"")
+                && l.ends_with("} 90")
+        })
+    };
+    let tool_recorded = |body: &str| {
+        body.lines().any(|l| {
+            l.starts_with("llm_tool_calls_total{")
+                && l.contains("success=\"true\",tool_name=\"calculator\"")
+                && l.ends_with("} 1")
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    let body = loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "run ended early:\n{last}"
+        );
+        if let Some(body) = scrape(addr) {
+            if input_of_first_call(&body) && tool_recorded(&body) {
+                break body;
+            }
+            last = body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics never showed the first call:\n{last}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(body.contains("# TYPE gen_ai_client_operation_duration_seconds histogram"));
+    assert!(body.contains("# TYPE gen_ai_execute_tool_duration_seconds histogram"));
+    release.send(()).unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{stderr}");
+    // The end-of-run summary: latency, TTFT, tokens and tool timings.
+    assert!(stderr.contains("llm     responses 2 errors 0"), "{stderr}");
+    assert!(stderr.contains("latency ms n=2"), "{stderr}");
+    assert!(stderr.contains("ttft ms    n="), "{stderr}");
+    assert!(stderr.contains("tokens in 220 out 25"), "{stderr}");
+    assert!(
+        stderr.contains("calculator: calls 1 failures 0  ms n=1"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}

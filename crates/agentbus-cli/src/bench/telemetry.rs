@@ -343,7 +343,7 @@ fn print_table(report: &Value) {
                 "{:<14} {:<38} {:>14} {:>8.1}%",
                 workload["workload"].as_str().unwrap_or("?"),
                 name,
-                config["events_per_s"],
+                config["events_per_s"].as_f64().unwrap_or(f64::NAN) as u64,
                 config["cost"].as_f64().unwrap_or(f64::NAN) * 100.0
             );
         }

@@ -47,6 +47,9 @@ pub struct Args {
     /// Where the session's events are stored (`--store URL`, `--no-store`).
     #[command(flatten)]
     pub store: super::store_args::StoreArgs,
+    /// Metrics: `--metrics-addr HOST:PORT`, `--otlp-endpoint URL`, `--metrics-json`.
+    #[command(flatten)]
+    pub telemetry: super::telemetry_args::TelemetryArgs,
     /// The prompt.
     pub prompt: String,
 }
@@ -72,6 +75,8 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let recorder = args.store.record(&bus)?;
+    let telemetry = args.telemetry.start().await?;
+    telemetry.attach(&bus)?;
     let model: Arc<dyn ChatModel> = args.provider.build()?;
     let root = std::env::current_dir().context("reading the current directory")?;
     let tools = builtin_tools(&root).context("setting up the file tools")?;
@@ -109,6 +114,7 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
     }
     let report = bus.shutdown(DRAIN).await;
     tracing::debug!(?report, "bus shut down");
+    args.telemetry.finish(telemetry).await?;
     if let Some(jsonl) = jsonl {
         jsonl.finish()?;
     }
