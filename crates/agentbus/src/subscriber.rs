@@ -32,7 +32,7 @@ const YIELD_EVERY: u32 = 1024;
 
 /// Checks of an empty queue before the consumer parks: a producer that is about to push
 /// again is then picked up without a wake-up (a futex call on the producer's side).
-const SPIN_BEFORE_PARK: u32 = 64;
+const SPIN_BEFORE_PARK: u32 = 512;
 
 /// Keeps a value on its own cache lines (128 bytes: adjacent-line prefetch), so fields
 /// written by the consumer on every delivery do not slow down senders, and vice versa.
