@@ -1120,10 +1120,13 @@ async fn history_continues_a_conversation() {
     assert_eq!(seen.iter().filter(|m| m.role == Role::System).count(), 1);
 }
 
+/// An event's `type` and its origin's `event_seq` (absent for non-ReAct events).
+type TypeAndSeq = (String, Option<u64>);
+
 #[tokio::test]
 async fn a_real_bus_receives_every_event_in_order() {
     let bus = agentbus::EventManager::new();
-    let seen: Arc<Mutex<Vec<(String, Option<u64>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<TypeAndSeq>>> = Arc::default();
     let sink = seen.clone();
     bus.subscribe("collector", move |event: Arc<dyn DynEvent>| {
         let sink = sink.clone();
