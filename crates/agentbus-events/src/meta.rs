@@ -24,9 +24,10 @@ pub struct EventMeta {
     /// The session (agent run, call, conversation) the event belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
-    /// The call participant the event relates to, when there is one.
+    /// The call participant the event relates to, when there is one (boxed: most events
+    /// have none, and every queued event pays for this field's size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub participant: Option<Participant>,
+    pub participant: Option<Box<Participant>>,
     /// Caller-supplied metadata, carried untouched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_metadata: Option<serde_json::Value>,
@@ -68,7 +69,7 @@ impl Example for EventMeta {
             timestamp: DateTime::<Utc>::example(),
             seq: Some(42),
             session_id: Some("session-1".into()),
-            participant: Some(Participant::example()),
+            participant: Some(Box::new(Participant::example())),
             user_metadata: Some(serde_json::json!({"tenant": "acme"})),
         }
     }
