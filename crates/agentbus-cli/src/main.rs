@@ -19,6 +19,8 @@ enum Command {
     Run(cmd::run::Args),
     /// Inspect the event catalogue and its wire format.
     Events(cmd::events::Args),
+    /// Stream one answer from an LLM provider.
+    Chat(cmd::chat::Args),
     /// Measure agentbus against same-run baselines.
     Bench(bench::Args),
     /// Fetch and list the embedded local model.
@@ -37,6 +39,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(args),
         Command::Events(args) => cmd::events::run(args),
+        Command::Chat(args) => cmd::chat::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Model(args) => cmd::model::run(args),
         Command::Sessions(args) => cmd::sessions::run(args),

@@ -243,8 +243,8 @@ impl SseDecoder {
             self.data.pop();
         }
         {
-            let data = String::from_utf8_lossy(&self.data);
-            let event = String::from_utf8_lossy(&self.event);
+            let data = utf8(&self.data);
+            let event = utf8(&self.event);
             on_event(SseEvent {
                 event: as_str(&event),
                 data: as_str(&data),
@@ -279,13 +279,22 @@ impl SseDecoder {
     }
 }
 
+/// The bytes as text: borrowed when valid UTF-8 (the common case, checked by the fast
+/// validator), else with U+FFFD replacements.
+fn utf8(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 fn as_str<'a>(cow: &'a Cow<'_, str>) -> &'a str {
     cow
 }
 
 /// The offset of the first CR or LF in `bytes`.
 fn find_line_end(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n' || b == b'\r')
+    memchr::memchr2(b'\n', b'\r', bytes)
 }
 
 #[cfg(test)]

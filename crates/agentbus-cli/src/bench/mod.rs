@@ -7,6 +7,7 @@ use std::process::ExitCode;
 pub mod agent;
 pub mod bus;
 pub mod local;
+pub mod sse;
 pub mod store;
 pub mod telemetry;
 
@@ -29,6 +30,9 @@ pub enum Bench {
     /// The embedded local model (candle) against llama.cpp, if installed: TTFT, prompt
     /// and generation tokens/s, peak RSS.
     Local(local::Args),
+    /// The provider stream decoder (SSE + protocol + events) on long recorded OpenAI and
+    /// Anthropic streams, against serde_json parsing the same payloads.
+    Sse(sse::Args),
     /// The event store: batched appends and replay reads per second (SQLite, PostgreSQL)
     /// against plain multi-row inserts of the same rows.
     Store(store::Args),
@@ -42,6 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Bench::Agent(args) => agent::run(args),
         Bench::Bus(args) => bus::run(args),
         Bench::Local(args) => local::run(args),
+        Bench::Sse(args) => sse::run(args),
         Bench::Store(args) => store::run(args),
         Bench::Telemetry(args) => telemetry::run(args),
     }

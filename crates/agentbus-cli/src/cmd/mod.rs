@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
+pub mod chat;
 pub mod events;
 pub mod model;
+pub mod provider;
 pub mod replay;
 pub mod run;
 pub mod sessions;
