@@ -143,12 +143,18 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<(&str, String), DecodeError> {
     let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::NotUtf8 {
         valid_up_to: e.valid_up_to(),
     })?;
-    let header: Header<'_> = serde_json::from_str(text).map_err(json_error)?;
-    let event_type = header
-        .event_type
-        .ok_or(DecodeError::MissingType)?
-        .into_owned();
-    if let Some(found) = header.schema_version
+    let (event_type, schema_version) = match fast_header(text) {
+        Some((event_type, version)) => (event_type.to_owned(), Some(version)),
+        None => {
+            let header: Header<'_> = serde_json::from_str(text).map_err(json_error)?;
+            let event_type = header
+                .event_type
+                .ok_or(DecodeError::MissingType)?
+                .into_owned();
+            (event_type, header.schema_version)
+        }
+    };
+    if let Some(found) = schema_version
         && found > SCHEMA_VERSION
     {
         return Err(DecodeError::UnsupportedVersion {
@@ -158,6 +164,26 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<(&str, String), DecodeError> {
         });
     }
     Ok((text, event_type))
+}
+
+/// Reads the header without parsing the whole text when it starts the way this crate
+/// writes it: `{"type":"<plain string>","schema_version":<digits>,`. Anything else
+/// (other key order, escapes in the type, white space) returns `None` and takes the full
+/// parse. The body decoder still parses every byte, so malformed text is still caught.
+fn fast_header(text: &str) -> Option<(&str, u32)> {
+    let rest = text.strip_prefix(r#"{"type":""#)?;
+    let end = rest.find('"')?;
+    let event_type = &rest[..end];
+    if event_type.contains('\\') {
+        return None;
+    }
+    let rest = rest[end..].strip_prefix(r#"","schema_version":"#)?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || !matches!(rest.as_bytes().get(digits), Some(b',' | b'}')) {
+        return None;
+    }
+    let version = rest[..digits].parse().ok()?;
+    Some((event_type, version))
 }
 
 fn json_error(e: serde_json::Error) -> DecodeError {
@@ -188,8 +214,15 @@ pub(crate) fn decode_body<E: Event>(text: &str) -> Result<E, DecodeError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let at_root = path == "." || path.is_empty();
-        if (inner.is_syntax() || inner.is_eof()) && at_root {
-            return json_error(inner);
+        if inner.is_syntax() || inner.is_eof() {
+            // The header may have been read without parsing the whole text: tell malformed
+            // JSON (truncated, bad syntax) from a value of the wrong kind.
+            if let Err(syntax) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                return json_error(syntax);
+            }
+            if at_root {
+                return json_error(inner);
+            }
         }
         // The header check already parsed the whole text, so a "syntax" error at a field
         // is serde_json's way of refusing a value of the wrong kind (e.g. `true` for an
@@ -250,5 +283,41 @@ fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) => message[..i].to_owned(),
         None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_header_reads_what_this_crate_writes() {
+        let text = r#"{"type":"base.exception","schema_version":1,"event_id":"x"}"#;
+        assert_eq!(fast_header(text), Some(("base.exception", 1)));
+        assert_eq!(
+            fast_header(r#"{"type":"a.b","schema_version":12}"#),
+            Some(("a.b", 12))
+        );
+    }
+
+    #[test]
+    fn fast_header_declines_anything_else_and_the_full_parse_agrees() {
+        for text in [
+            r#"{"schema_version":1,"type":"base.exception"}"#,
+            r#"{ "type":"base.exception","schema_version":1}"#,
+            r#"{"type":"base\u002eexception","schema_version":1}"#,
+            r#"{"type":"base.exception","schema_version":1x}"#,
+            r#"{"type":"base.exception"}"#,
+        ] {
+            assert_eq!(fast_header(text), None, "{text}");
+        }
+        // Declined headers still decode through the full parse.
+        let (_, event_type) =
+            read_header(br#"{"schema_version":1,"type":"base.exception"}"#).unwrap();
+        assert_eq!(event_type, "base.exception");
+        assert!(matches!(
+            read_header(br#"{"type":"base.exception","schema_version":1x}"#),
+            Err(DecodeError::Json { .. })
+        ));
     }
 }
