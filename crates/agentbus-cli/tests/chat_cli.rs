@@ -1,0 +1,198 @@
+//! `agentbus chat` against a fake OpenAI-compatible / Anthropic server on loopback that
+//! replays recorded streams.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../agentbus-llm/tests/fixtures"
+);
+
+/// Serves one HTTP response per connection from `replies` (status, content type, body)
+/// and records the request heads and bodies.
+fn serve(replies: Vec<(u16, &'static str, Vec<u8>)>) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for (status, content_type, body) in replies {
+            let Ok((mut socket, _)) = listener.accept() else {
+                return;
+            };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 8192];
+            loop {
+                let n = socket.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some(head_end) = text.find("\r\n\r\n") {
+                    let length = text[..head_end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= head_end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&request).into_owned());
+            let head = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = socket.write_all(head.as_bytes());
+            let _ = socket.write_all(&body);
+        }
+    });
+    (format!("http://{addr}/v1"), seen)
+}
+
+fn fixture(name: &str) -> (Vec<u8>, serde_json::Value) {
+    let body = std::fs::read(format!("{FIXTURES}/{name}.sse")).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{FIXTURES}/{name}.json")).unwrap()).unwrap();
+    (body, meta["expected"].clone())
+}
+
+fn agentbus() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agentbus"));
+    command.env_remove("RUST_LOG");
+    command
+}
+
+#[test]
+fn human_output_streams_the_text_then_a_summary() {
+    let (body, expected) = fixture("openai__chat_text_usage");
+    let (base_url, seen) = serve(vec![(200, "text/event-stream", body)]);
+    let output = agentbus()
+        .env("AGENTBUS_TEST_KEY", "sk-very-secret-123")
+        .args([
+            "chat",
+            "--base-url",
+            &base_url,
+            "--model",
+            "gpt-4o-mini",
+            "--api-key-env",
+            "AGENTBUS_TEST_KEY",
+        ])
+        .args(["--system", "be brief", "Say", "hello"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(
+        stdout.trim_end(),
+        expected["text"].as_str().unwrap().trim_end()
+    );
+    let summary = stderr.lines().last().unwrap();
+    let tokens = format!(
+        "{} in / {} out tokens",
+        expected["usage"]["input_tokens"], expected["usage"]["output_tokens"]
+    );
+    assert!(summary.contains(&tokens), "{summary}");
+    assert!(
+        summary.contains("TTFT") && summary.contains("tok/s") && summary.contains('$'),
+        "{summary}"
+    );
+    assert!(!stdout.contains("sk-very-secret") && !stderr.contains("sk-very-secret"));
+    let request = seen.lock().unwrap()[0].clone();
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains("authorization: bearer sk-very-secret-123")
+    );
+    assert!(request.contains("\"role\":\"system\"") && request.contains("Say hello"));
+}
+
+#[test]
+fn events_jsonl_writes_only_wire_events() {
+    let (body, expected) = fixture("anthropic__tool_use_nested_args");
+    let (base_url, _) = serve(vec![(200, "text/event-stream", body)]);
+    let output = agentbus()
+        .env("AGENTBUS_TEST_KEY", "sk-ant-secret-456")
+        .args([
+            "chat",
+            "--provider",
+            "anthropic",
+            "--base-url",
+            &base_url,
+            "--api-key-env",
+            "AGENTBUS_TEST_KEY",
+        ])
+        .args(["--events", "jsonl", "hi"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(!stdout.contains("sk-ant-secret"));
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON event per line"))
+        .collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types[0], "plugin.llm_request_started");
+    for wanted in [
+        "stream.text_delta",
+        "stream.tool_call_delta",
+        "stream.tool_call",
+        "stream.finish",
+        "plugin.llm_response_chunk",
+        "plugin.llm_response_completed",
+        "plugin.llm_response_final",
+    ] {
+        assert!(types.contains(&wanted), "{wanted} missing from {types:?}");
+    }
+    let session = events[0]["session_id"].clone();
+    assert!(session.is_string());
+    assert!(events.iter().all(|e| e["session_id"] == session));
+    let call = events
+        .iter()
+        .find(|e| e["type"] == "stream.tool_call")
+        .unwrap();
+    assert_eq!(call["tool_input"], expected["tool_calls"][0]["arguments"]);
+}
+
+#[test]
+fn an_error_exits_non_zero() {
+    let body = br#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#.to_vec();
+    let (base_url, _) = serve(vec![(401, "application/json", body)]);
+    let output = agentbus()
+        .args(["chat", "--base-url", &base_url, "--events", "jsonl", "hi"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let types: Vec<String> = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        types.contains(&"stream.error".to_owned())
+            && types.contains(&"plugin.llm_error".to_owned()),
+        "{types:?}"
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("auth"));
+}
