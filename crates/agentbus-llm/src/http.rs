@@ -300,12 +300,15 @@ impl ChatModel for HttpModel {
 
 enum Phase {
     Connect,
-    Streaming {
-        response: reqwest::Response,
-        decoder: StreamDecoder,
-        got_bytes: bool,
-    },
+    Streaming(Box<Streaming>),
     Done,
+}
+
+/// An open response being decoded.
+struct Streaming {
+    response: reqwest::Response,
+    decoder: StreamDecoder,
+    got_bytes: bool,
 }
 
 /// One streaming call: a small state machine driven by polling the stream.
@@ -336,11 +339,7 @@ impl Call {
             match std::mem::replace(&mut self.phase, Phase::Done) {
                 Phase::Done => return None,
                 Phase::Connect => self.connect().await,
-                Phase::Streaming {
-                    response,
-                    decoder,
-                    got_bytes,
-                } => self.read(response, decoder, got_bytes).await,
+                Phase::Streaming(streaming) => self.read(*streaming).await,
             }
         }
     }
@@ -452,14 +451,14 @@ impl Call {
             match self.attempt().await {
                 Attempt::Adjusted => continue,
                 Attempt::Stream(response) => {
-                    self.phase = Phase::Streaming {
+                    self.phase = Phase::Streaming(Box::new(Streaming {
                         response,
                         decoder: StreamDecoder::new(
                             self.inner.api,
                             self.inner.config.pricing.clone(),
                         ),
                         got_bytes: false,
-                    };
+                    }));
                     return;
                 }
                 Attempt::Failed(error, retry_after) => {
@@ -501,12 +500,12 @@ impl Call {
         true
     }
 
-    async fn read(
-        &mut self,
-        mut response: reqwest::Response,
-        mut decoder: StreamDecoder,
-        got_bytes: bool,
-    ) {
+    async fn read(&mut self, streaming: Streaming) {
+        let Streaming {
+            mut response,
+            mut decoder,
+            mut got_bytes,
+        } = streaming;
         let timeouts = self.inner.config.timeouts;
         let wait = if got_bytes {
             timeouts.idle
@@ -514,7 +513,6 @@ impl Call {
             timeouts.first_byte
         };
         let mut out = Vec::new();
-        let mut got_bytes = got_bytes;
         match tokio::time::timeout(wait, response.chunk()).await {
             Err(_) => decoder.fail(
                 StreamError::new(
@@ -553,11 +551,11 @@ impl Call {
         self.phase = if terminated {
             Phase::Done
         } else {
-            Phase::Streaming {
+            Phase::Streaming(Box::new(Streaming {
                 response,
                 decoder,
                 got_bytes,
-            }
+            }))
         };
     }
 }

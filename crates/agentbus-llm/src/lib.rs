@@ -1,7 +1,7 @@
 //! # agentbus-llm
 //!
 //! LLM providers for agentbus. Every provider turns what its server sends into the strict
-//! provider contract, [`StreamEvent`](agentbus_events::stream::StreamEvent) (Hive's stream
+//! provider contract, [`StreamEvent`] (Hive's stream
 //! events: text and reasoning deltas, tool calls, exactly one `Finish` or `Error` at the
 //! end), behind one trait, [`ChatModel`].
 //!

@@ -81,8 +81,11 @@ pub struct PricingTable {
     prices: HashMap<String, ModelPrice>,
 }
 
-/// (model, input, output, cached input, cache write), USD per million tokens.
-const BUILTIN: &[(&str, f64, f64, Option<f64>, Option<f64>)] = &[
+/// One built-in row: (model, input, output, cached input, cache write), USD per million
+/// tokens.
+type PriceRow = (&'static str, f64, f64, Option<f64>, Option<f64>);
+
+const BUILTIN: &[PriceRow] = &[
     // OpenAI
     ("gpt-5", 1.25, 10.0, Some(0.125), None),
     ("gpt-5-mini", 0.25, 2.0, Some(0.025), None),

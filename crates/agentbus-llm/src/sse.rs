@@ -219,16 +219,12 @@ impl SseDecoder {
                 self.event.clear();
                 self.event.extend_from_slice(value);
             }
-            b"id" => {
-                if !value.contains(&0) {
-                    self.last_id = String::from_utf8_lossy(value).into_owned();
-                }
+            b"id" if !value.contains(&0) => {
+                self.last_id = String::from_utf8_lossy(value).into_owned();
             }
-            b"retry" => {
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    // All digits; only an absurdly long value fails to parse.
-                    self.retry_ms = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
-                }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                // All digits; only an absurdly long value fails to parse.
+                self.retry_ms = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
             }
             _ => {}
         }
@@ -246,8 +242,8 @@ impl SseDecoder {
             let data = utf8(&self.data);
             let event = utf8(&self.event);
             on_event(SseEvent {
-                event: as_str(&event),
-                data: as_str(&data),
+                event: &event,
+                data: &data,
                 id: &self.last_id,
             });
         }
@@ -286,10 +282,6 @@ fn utf8(bytes: &[u8]) -> Cow<'_, str> {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(bytes),
     }
-}
-
-fn as_str<'a>(cow: &'a Cow<'_, str>) -> &'a str {
-    cow
 }
 
 /// The offset of the first CR or LF in `bytes`.
