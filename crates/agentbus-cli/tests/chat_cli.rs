@@ -69,7 +69,15 @@ fn fixture(name: &str) -> (Vec<u8>, serde_json::Value) {
 
 fn agentbus() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_agentbus"));
-    command.env_remove("RUST_LOG");
+    for var in [
+        "RUST_LOG",
+        "AGENTBUS_PROVIDER",
+        "AGENTBUS_BASE_URL",
+        "AGENTBUS_MODEL",
+        "AGENTBUS_API_KEY_ENV",
+    ] {
+        command.env_remove(var);
+    }
     command
 }
 
@@ -81,6 +89,8 @@ fn human_output_streams_the_text_then_a_summary() {
         .env("AGENTBUS_TEST_KEY", "sk-very-secret-123")
         .args([
             "chat",
+            "--provider",
+            "openai",
             "--base-url",
             &base_url,
             "--model",
@@ -175,7 +185,16 @@ fn an_error_exits_non_zero() {
     let body = br#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#.to_vec();
     let (base_url, _) = serve(vec![(401, "application/json", body)]);
     let output = agentbus()
-        .args(["chat", "--base-url", &base_url, "--events", "jsonl", "hi"])
+        .args([
+            "chat",
+            "--provider",
+            "openai",
+            "--base-url",
+            &base_url,
+            "--events",
+            "jsonl",
+            "hi",
+        ])
         .output()
         .unwrap();
     assert!(!output.status.success());
