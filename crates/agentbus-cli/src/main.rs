@@ -2,6 +2,7 @@
 
 mod bench;
 mod cmd;
+mod config;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +35,12 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Flags > AGENTBUS_* variables > agentbus.toml: the file only fills unset variables.
+    // SAFETY: nothing has spawned a thread yet.
+    if let Err(error) = unsafe { config::load_file_into_env() } {
+        eprintln!("error: {error:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     cmd::init_tracing();
     let cli = Cli::parse();
     let result = match cli.command {

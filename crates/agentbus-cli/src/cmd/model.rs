@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use agentbus_local::pull::{ModelStatus, PullProgress, pull, status};
 use agentbus_local::spec::{DEFAULT_MODEL, KNOWN_MODELS, ModelSpec, find};
-use agentbus_local::{ModelDir, convert};
+use agentbus_local::{LocalChatModel, ModelDir, convert};
 use anyhow::Context;
 use serde_json::json;
 
@@ -71,6 +71,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ModelCommand::List { json } => list(&dir, json)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `local` provider, ready to serve: pulls the model if it is missing (telling the
+/// user on stderr), then loads it.
+pub fn load_local() -> anyhow::Result<LocalChatModel> {
+    let dir = ModelDir::from_env()?;
+    ensure_ready(&dir)?;
+    LocalChatModel::load(&dir, DEFAULT_MODEL)
+        .with_context(|| format!("loading the local model {}", DEFAULT_MODEL.name))
 }
 
 /// Makes sure the default model is pulled and its Q8_0 copy made, fetching it on first

