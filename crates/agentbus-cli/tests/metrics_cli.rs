@@ -439,3 +439,52 @@ fn run_serves_metrics_while_it_runs_and_prints_the_summary() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn chat_records_the_instrumented_call() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let Ok((mut socket, _)) = listener.accept() else {
+            return;
+        };
+        if read_request(&mut socket).is_some() {
+            reply(
+                &mut socket,
+                &[
+                    sse_chunk(json!({"role": "assistant", "content": "hi"}), None),
+                    sse_chunk(json!({}), Some("stop")),
+                    sse_usage(42, 2),
+                ],
+            );
+        }
+    });
+    let output = Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .env_remove("OPENAI_API_KEY")
+        .env("RUST_LOG", "error")
+        .args([
+            "chat",
+            "--provider",
+            "openai",
+            "--base-url",
+            &url,
+            "--model",
+            "fake-model",
+        ])
+        .args(["--metrics-json", "hello"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON summary: {stderr}"));
+    let summary: MetricsSummary = serde_json::from_str(line).unwrap();
+    assert_eq!(summary.llm.responses, 1, "{line}");
+    assert_eq!(summary.llm.input_tokens, Some(42));
+    assert_eq!(summary.llm.output_tokens, Some(2));
+    assert_eq!(summary.llm.models.get("fake-model"), Some(&1));
+    assert!(summary.llm.latency_ms.is_some());
+}

@@ -36,6 +36,9 @@ pub struct Args {
     /// Sampling temperature.
     #[arg(long)]
     pub temperature: Option<f32>,
+    /// Metrics: `--metrics-addr HOST:PORT`, `--otlp-endpoint URL`, `--metrics-json`.
+    #[command(flatten)]
+    pub telemetry: super::telemetry_args::TelemetryArgs,
     /// The prompt (several words are joined with spaces).
     #[arg(required = true, num_args = 1..)]
     pub prompt: Vec<String>,
@@ -80,6 +83,8 @@ async fn chat(args: Args) -> anyhow::Result<ExitCode> {
     let jsonl = args.events == Some(EventsFormat::Jsonl);
 
     let bus = EventManager::new();
+    let telemetry = args.telemetry.start().await?;
+    telemetry.attach(&bus)?;
     if jsonl {
         bus.subscribe("chat-jsonl", |event: Arc<dyn DynEvent>| async move {
             match event.to_wire_string() {
@@ -150,6 +155,7 @@ async fn chat(args: Args) -> anyhow::Result<ExitCode> {
         tracing::warn!(%error, "not every event was delivered");
     }
     bus.shutdown(Duration::from_secs(5)).await;
+    args.telemetry.finish_if_requested(telemetry).await?;
 
     if !jsonl {
         let _ = writeln!(stdout);
