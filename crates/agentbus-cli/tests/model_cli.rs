@@ -204,3 +204,79 @@ fn real_pull_is_idempotent_and_bench_local_reports() {
     assert_eq!(ours["completion_tokens"], 4.0);
     assert!(report.get("llama_cpp").is_none());
 }
+
+/// `agentbus run` on the default (local) provider: Ctrl-C (SIGINT) mid-answer cancels the
+/// run cleanly, exits 130, and the session is stored and replayable.
+#[cfg(unix)]
+#[test]
+fn sigint_during_a_local_run_exits_130_and_leaves_a_replayable_session() {
+    use std::io::Read;
+    use std::process::Stdio;
+
+    let work = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args([
+            "run",
+            "--max-iterations",
+            "1",
+            "Write a very long story about a dragon.",
+        ])
+        .current_dir(work.path())
+        .env_remove("AGENTBUS_PROVIDER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first streamed bytes of the answer.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(rest.contains("aborted"), "the summary says so: {rest}");
+    assert!(!rest.contains('\x1b'), "no ANSI escapes when piped");
+
+    let sessions = Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args(["sessions", "--json"])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(sessions.status.success(), "{}", text(&sessions.stderr));
+    let sessions: serde_json::Value = serde_json::from_slice(&sessions.stdout).unwrap();
+    let id = sessions[0]["session_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a stored session: {sessions}"))
+        .to_owned();
+    let replay = Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args([
+            "replay",
+            &id,
+            "--speed",
+            "max",
+            "--events",
+            "jsonl",
+            "--no-store",
+        ])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(replay.status.success(), "{}", text(&replay.stderr));
+    let events: Vec<serde_json::Value> = text(&replay.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let end = events
+        .iter()
+        .find(|e| e["type"] == "react.react_end")
+        .unwrap_or_else(|| panic!("the run's end was stored: {events:?}"));
+    assert_eq!(end["aborted"], true, "{end}");
+}

@@ -8,6 +8,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -92,7 +93,25 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut human = jsonl.is_none().then(HumanOutput::default);
     let mut end: Option<ReactEndEvent> = None;
-    let mut stream = agent.run(args.prompt);
+    // Ctrl-C cancels the run cleanly (it ends aborted, the store is flushed) and the
+    // command exits with 130; a second Ctrl-C quits at once.
+    let cancel = agentbus_agent::CancellationToken::new();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let ctrl_c = tokio::spawn({
+        let (cancel, interrupted) = (cancel.clone(), interrupted.clone());
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupted.store(true, Ordering::SeqCst);
+                eprintln!("\ninterrupted: cancelling the run (Ctrl-C again to quit at once)");
+                cancel.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        }
+    });
+    let mut stream =
+        agent.run_request(agentbus_agent::RunRequest::new(args.prompt).cancellation(cancel));
     while let Some(output) = stream.next().await {
         if let ReactOutput::Event(event) = &output
             && let ReactEvent::ReactEnd(react_end) = &event.event
@@ -103,6 +122,9 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
         if let Some(human) = human.as_mut() {
             human.show(&output)?;
         }
+    }
+    if let Some(human) = human.as_mut() {
+        human.end_line(&mut std::io::stdout().lock())?;
     }
     agent.finish();
     if let Err(error) = bus.wait(DRAIN).await {
@@ -124,7 +146,10 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(human) = human.as_mut() {
         human.summary(&end, started.elapsed())?;
     }
-    Ok(if end.aborted {
+    ctrl_c.abort();
+    Ok(if interrupted.load(Ordering::SeqCst) {
+        ExitCode::from(130)
+    } else if end.aborted {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
