@@ -155,12 +155,26 @@ fn unknown_model_and_help() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("unknown model `gpt-5`"));
 
-    for args in [
-        &["model", "--help"][..],
-        &["model", "pull", "--help"],
-        &["model", "list", "--help"],
-        &["bench", "local", "--help"],
-    ] {
+    // Every subcommand's help has examples.
+    let commands: &[&[&str]] = &[
+        &["model"],
+        &["model", "pull"],
+        &["model", "list"],
+        &["run"],
+        &["chat"],
+        &["events"],
+        &["sessions"],
+        &["replay"],
+        &["stats"],
+        &["bench"],
+        &["bench", "bus"],
+        &["bench", "local"],
+        &["bench", "sse"],
+        &["bench", "agent"],
+    ];
+    for command in commands {
+        let args: Vec<&str> = command.iter().copied().chain(["--help"]).collect();
+        let args = &args[..];
         let out = agentbus(None, None, args);
         assert!(out.status.success(), "{args:?}");
         assert!(text(&out.stdout).contains("Examples:"), "{args:?}");

@@ -34,6 +34,9 @@ use serde_json::{Value, json};
 
 /// Arguments of `agentbus bench agent`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  agentbus bench agent
+  agentbus bench agent --turns 20 --json --no-python")]
 pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]

@@ -35,6 +35,10 @@ use tokio::sync::{Notify, mpsc};
 
 /// Arguments of `agentbus bench bus`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  agentbus bench bus
+  agentbus bench bus --reps 3 --events 200000 --json
+  agentbus bench bus --python .venv/bin/python")]
 pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]

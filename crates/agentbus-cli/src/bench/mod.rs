@@ -13,6 +13,11 @@ pub mod telemetry;
 
 /// Arguments of `agentbus bench`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  agentbus bench bus
+  agentbus bench local
+  agentbus bench sse --json
+  agentbus bench agent --no-python")]
 pub struct Args {
     /// Which benchmark to run.
     #[command(subcommand)]

@@ -17,6 +17,9 @@ use serde_json::json;
 
 /// Arguments of `agentbus bench sse`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  agentbus bench sse
+  agentbus bench sse --chunks 1000 --reps 3 --json")]
 pub struct Args {
     /// Approximate number of `data:` chunks in each long stream.
     #[arg(long, default_value_t = 4000)]

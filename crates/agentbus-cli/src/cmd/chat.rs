@@ -20,6 +20,11 @@ use super::provider::ProviderArgs;
 
 /// Arguments of `agentbus chat`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  agentbus chat \"Tell me a joke\"             the embedded local model
+  agentbus chat --system \"Answer in French\" \"Hello\"
+  agentbus chat --provider anthropic --max-tokens 200 \"Explain SSE\"
+  agentbus chat --events jsonl \"Hi\" | jq -c .type")]
 pub struct Args {
     /// Provider, endpoint, model and key.
     #[command(flatten)]

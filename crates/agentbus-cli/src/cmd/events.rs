@@ -9,6 +9,10 @@ use serde_json::{Value, json};
 
 /// Arguments of `agentbus events`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  agentbus events list
+  agentbus events list --json | jq '.[].type'
+  agentbus events schema > agentbus.schema.json")]
 pub struct Args {
     #[command(subcommand)]
     command: EventsCommand,

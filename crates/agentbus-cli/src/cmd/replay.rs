@@ -24,6 +24,10 @@ pub enum EventsFormat {
 
 /// Arguments of `agentbus replay`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  agentbus replay 3f2c...                    with the original timing
+  agentbus replay 3f2c... --speed max --events jsonl
+  agentbus replay 3f2c... --speed 10 --no-store")]
 pub struct Args {
     /// The session to replay (see `agentbus sessions`).
     pub session: String,

@@ -37,6 +37,13 @@ pub enum EventsFormat {
 
 /// Arguments of `agentbus run`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  agentbus run \"What is 17 * 23?\"          the embedded local model (pulled on first use)
+  agentbus run --events jsonl \"What time is it?\" | jq -c .type
+  agentbus run --provider openai --model gpt-4o-mini \"List the files here\"
+  agentbus run --no-store --max-iterations 3 \"Read README.md and summarise it\"
+
+Ctrl-C cancels the run cleanly (exit status 130); the session stays replayable.")]
 pub struct Args {
     /// The model to use.
     #[command(flatten)]

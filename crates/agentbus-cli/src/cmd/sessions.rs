@@ -6,6 +6,10 @@ use super::store_args::StoreArgs;
 
 /// Arguments of `agentbus sessions`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  agentbus sessions
+  agentbus sessions --json
+  agentbus sessions --store postgres://localhost/test")]
 pub struct Args {
     #[command(flatten)]
     pub store: StoreArgs,

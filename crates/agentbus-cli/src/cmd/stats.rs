@@ -6,6 +6,10 @@ use super::store_args::StoreArgs;
 
 /// Arguments of `agentbus stats`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  agentbus stats                             the whole store
+  agentbus stats 3f2c...                     one session
+  agentbus stats --json")]
 pub struct Args {
     /// The session (default: every session in the store).
     pub session: Option<String>,
