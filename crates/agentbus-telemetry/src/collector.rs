@@ -87,6 +87,10 @@ struct State {
     llm_requests: Pending<(DateTime<Utc>, Option<String>)>,
     /// `agent_call_id` → model asked for by the loop's current LLM call.
     llm_call_models: Pending<Option<String>>,
+    /// Sessions whose LLM calls are also published as Vision Agents LLM events (the
+    /// model is instrumented): their calls are measured from those events, and the ReAct
+    /// loop's `llm_call_end`/`llm_call_error` only drive spans, so no call counts twice.
+    instrumented_sessions: Pending<()>,
     /// `session_id` → connect time of realtime sessions.
     realtime_sessions: Pending<DateTime<Utc>>,
     /// `tool_call_id` → error kind of failed tool calls, until their `plugin.llm.tool.end`.
@@ -546,6 +550,9 @@ impl State {
     // ---- Vision Agents LLM and tools ------------------------------------------------
 
     fn llm_request_started(&mut self, _: Option<&Instruments>, e: &LLMRequestStartedEvent) {
+        if let Some(session) = &e.meta.session_id {
+            self.instrumented_sessions.insert(session, ());
+        }
         self.llm_requests
             .insert(&e.request_id, (e.meta.timestamp, e.model.clone()));
     }
@@ -968,18 +975,24 @@ impl State {
 
     fn llm_call_end(&mut self, i: Option<&Instruments>, e: &LLMCallEndEvent) {
         let requested = self.llm_call_models.take(&e.origin.agent_call_id).flatten();
-        self.record_llm_call(
-            i,
-            LlmCall {
-                provider: None,
-                request_model: requested.as_deref(),
-                response_model: e.model.as_deref(),
-                latency_ms: Some(e.execution_time_ms),
-                ttft_ms: e.time_to_first_token_ms,
-                input_tokens: Some(e.usage.input_tokens),
-                output_tokens: Some(e.usage.output_tokens),
-            },
-        );
+        let instrumented = self
+            .instrumented_sessions
+            .get(&e.origin.session_id)
+            .is_some();
+        if !instrumented {
+            self.record_llm_call(
+                i,
+                LlmCall {
+                    provider: None,
+                    request_model: requested.as_deref(),
+                    response_model: e.model.as_deref(),
+                    latency_ms: Some(e.execution_time_ms),
+                    ttft_ms: e.time_to_first_token_ms,
+                    input_tokens: Some(e.usage.input_tokens),
+                    output_tokens: Some(e.usage.output_tokens),
+                },
+            );
+        }
         if let Some(spans) = &mut self.spans {
             spans.chat_end(e, requested.as_deref());
         }
@@ -987,16 +1000,22 @@ impl State {
 
     fn llm_call_error(&mut self, i: Option<&Instruments>, e: &LLMCallErrorEvent) {
         let requested = self.llm_call_models.take(&e.origin.agent_call_id).flatten();
-        self.record_llm_failure(
-            i,
-            LlmFailure {
-                provider: None,
-                request_model: requested.as_deref(),
-                error: Some(&e.error),
-                error_code: None,
-                duration_ms: Some(e.execution_time_ms),
-            },
-        );
+        let instrumented = self
+            .instrumented_sessions
+            .get(&e.origin.session_id)
+            .is_some();
+        if !instrumented {
+            self.record_llm_failure(
+                i,
+                LlmFailure {
+                    provider: None,
+                    request_model: requested.as_deref(),
+                    error: Some(&e.error),
+                    error_code: None,
+                    duration_ms: Some(e.execution_time_ms),
+                },
+            );
+        }
         if let Some(spans) = &mut self.spans {
             spans.chat_error(e, requested.as_deref());
         }

@@ -331,6 +331,46 @@ async fn react_events_are_llm_calls_and_tools_are_counted_once() {
 }
 
 #[tokio::test]
+async fn an_instrumented_agent_counts_each_llm_call_once() {
+    // `agentbus run` publishes both the loop's llm_call_* events and the instrumented
+    // model's Vision Agents LLM events for the same calls, in the same session.
+    let s = setup();
+    let mut events = common::react_session();
+    for (i, (start, end)) in [(10, 510), (600, 900)].into_iter().enumerate() {
+        let request_id = format!("req-{i}");
+        events.push(Box::new(agentbus_events::llm::LLMRequestStartedEvent {
+            meta: common::meta_at(start),
+            plugin: PluginInfo::named("openai"),
+            request_id: request_id.clone(),
+            model: Some("gpt-test".into()),
+            streaming: true,
+        }));
+        events.push(Box::new(LLMResponseCompletedEvent {
+            meta: common::meta_at(end),
+            plugin: PluginInfo::named("openai"),
+            model: Some("gpt-test-2026".into()),
+            latency_ms: Some((end - start) as f64),
+            input_tokens: Some(60),
+            output_tokens: Some(5),
+            ..Default::default()
+        }));
+    }
+    // In time order, as a run publishes them: each request starts with its loop call.
+    events.sort_by_key(|e| e.meta().timestamp);
+    send_all(&s.bus, events).await;
+    let summary = s.collector.summary();
+    assert_eq!(summary.llm.responses, 2, "two calls, not four");
+    assert_eq!(summary.llm.input_tokens, Some(120));
+    let m = s.reader.snapshot().unwrap();
+    let p = hist(
+        &m,
+        "llm.latency.ms",
+        &[("provider", "openai"), ("model", "gpt-test-2026")],
+    );
+    assert_eq!((p.count, sum(p)), (2, 800.0));
+}
+
+#[tokio::test]
 async fn missing_optional_fields_are_not_invented() {
     let s = setup();
     send_all(
