@@ -223,6 +223,11 @@ fn run_events_jsonl_writes_only_wire_events() {
         "react.react_end",
         "agent.agent_turn_ended",
         "agent.finish",
+        // The model is instrumented: the providers' LLM events are on the bus too.
+        "plugin.llm_request_started",
+        "plugin.llm_response_chunk",
+        "plugin.llm_response_completed",
+        "stream.finish",
     ] {
         assert!(
             types.contains(&expected),
@@ -230,6 +235,18 @@ fn run_events_jsonl_writes_only_wire_events() {
         );
     }
     assert_eq!(types.last(), Some(&"agent.finish"));
+    // The agent's events and the model's LLM events share one session.
+    let session = events
+        .iter()
+        .find(|e| e["type"] == "react.react_start")
+        .map(|e| e["session_id"].clone())
+        .unwrap();
+    for e in events.iter().filter(|e| {
+        let t = e["type"].as_str().unwrap();
+        t.starts_with("plugin.llm_") || t.starts_with("stream.") || t.starts_with("react.")
+    }) {
+        assert_eq!(e["session_id"], session, "{e}");
+    }
     // Bus sequence numbers increase by one, in order.
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");

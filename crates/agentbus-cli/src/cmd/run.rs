@@ -17,7 +17,7 @@ use agentbus_agent::react::{ChunkChannel, ReactEndEvent, ReactEvent, ReactOutput
 use agentbus_agent::tools::builtin_tools;
 use agentbus_agent::{Agent, AgentOutput};
 use agentbus_events::DynEvent;
-use agentbus_llm::ChatModel;
+use agentbus_llm::{ChatModel, InstrumentedModel};
 use anyhow::Context;
 use futures::StreamExt;
 
@@ -87,10 +87,16 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
     let recorder = args.store.record(&bus)?;
     let telemetry = args.telemetry.start().await?;
     telemetry.attach(&bus)?;
-    let model: Arc<dyn ChatModel> = args.provider.build()?;
+    // One session id for the agent's events and the model's LLM events, so stores,
+    // metrics and replays see one session.
+    let session_id = uuid::Uuid::new_v4().to_string();
+    let model: Arc<dyn ChatModel> = Arc::new(
+        InstrumentedModel::new(args.provider.build()?, bus.clone()).with_session(&session_id),
+    );
     let root = std::env::current_dir().context("reading the current directory")?;
     let tools = builtin_tools(&root).context("setting up the file tools")?;
     let agent = Agent::builder_shared(model)
+        .session_id(&session_id)
         .system_prompt(SYSTEM_PROMPT)
         .tools(tools)
         .max_iterations(args.max_iterations)
