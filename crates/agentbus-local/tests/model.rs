@@ -387,3 +387,64 @@ fn tools_are_offered_and_history_renders() {
     assert!(finish.input_tokens > 100);
     assert!(finish.output_tokens > 0);
 }
+
+/// Instrumented on a real bus, a local call's events carry its TTFT and real token
+/// counts (and a cost of exactly 0).
+#[test]
+fn instrumented_events_carry_ttft_and_token_counts() {
+    use agentbus::EventManager;
+    use agentbus_events::DynEvent;
+    use agentbus_events::llm::{LLMResponseChunkEvent, LLMResponseCompletedEvent};
+    use agentbus_events::stream::StreamFinishEvent;
+    use agentbus_llm::InstrumentedModel;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let seen = rt.block_on(async {
+        let bus = EventManager::new();
+        let seen: Arc<Mutex<Vec<Arc<dyn DynEvent>>>> = Arc::default();
+        let sink = Arc::clone(&seen);
+        bus.subscribe("capture", move |event: Arc<dyn DynEvent>| {
+            let sink = Arc::clone(&sink);
+            async move { sink.lock().unwrap().push(event) }
+        })
+        .unwrap();
+        let model = InstrumentedModel::new(provider(), bus.clone()).with_session("local-1");
+        let response = model
+            .complete(ChatRequest::from_prompt("What is the capital of France?").with_max_tokens(8))
+            .await;
+        assert!(response.error.is_none(), "{response:?}");
+        bus.wait(Duration::from_secs(10)).await.unwrap();
+        seen.lock().unwrap().clone()
+    });
+    let completed = seen
+        .iter()
+        .find_map(|event| event.downcast_ref::<LLMResponseCompletedEvent>())
+        .expect("a completed event");
+    let ttft = completed
+        .time_to_first_token_ms
+        .expect("TTFT on the completed event");
+    assert!(ttft > 0.0);
+    assert!(completed.latency_ms.unwrap() >= ttft);
+    assert_eq!(completed.input_tokens, Some(37));
+    assert_eq!(completed.output_tokens, Some(8));
+    let first = seen
+        .iter()
+        .filter_map(|event| event.downcast_ref::<LLMResponseChunkEvent>())
+        .find(|chunk| chunk.is_first_chunk)
+        .expect("a first chunk");
+    assert!(first.time_to_first_token_ms.is_some());
+    let finish = seen
+        .iter()
+        .find_map(|event| event.downcast_ref::<StreamFinishEvent>())
+        .expect("stream.finish on the bus");
+    assert_eq!(finish.cost_usd, Some(0.0));
+    assert_eq!(finish.input_tokens, 37);
+    assert!(
+        seen.iter()
+            .all(|event| event.meta().session_id.as_deref() == Some("local-1"))
+    );
+}

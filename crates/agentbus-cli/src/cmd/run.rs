@@ -146,8 +146,14 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(recorder) = recorder {
         let location = recorder.location().to_owned();
         let stored = recorder.finish().await?;
-        let session = end.as_ref().map(|e| e.origin.session_id.as_str()).unwrap_or("?");
-        eprintln!("session {session}: {} events stored in {location}", stored.written);
+        let session = end
+            .as_ref()
+            .map(|e| e.origin.session_id.as_str())
+            .unwrap_or("?");
+        eprintln!(
+            "session {session}: {} events stored in {location}",
+            stored.written
+        );
     }
     let report = bus.shutdown(DRAIN).await;
     tracing::debug!(?report, "bus shut down");
