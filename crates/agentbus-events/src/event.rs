@@ -86,7 +86,16 @@ impl std::fmt::Display for Domain {
 ///
 /// Implemented by [`define_event!`](crate::define_event); you rarely implement it by hand.
 pub trait Event:
-    Serialize + DeserializeOwned + JsonSchema + Example + Clone + Debug + PartialEq + Send + Sync + 'static
+    Serialize
+    + DeserializeOwned
+    + JsonSchema
+    + Example
+    + Clone
+    + Debug
+    + PartialEq
+    + Send
+    + Sync
+    + 'static
 {
     /// The `type` string on the wire, e.g. `plugin.llm_request_started`.
     const TYPE: &'static str;

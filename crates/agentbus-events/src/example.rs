@@ -77,7 +77,17 @@ macro_rules! example_number {
     };
 }
 
-example_number!(u8 = 1, u16 = 2, u32 = 3, u64 = 7, usize = 5, i32 = -3, i64 = -7, f32 = 0.5, f64 = 12.5);
+example_number!(
+    u8 = 1,
+    u16 = 2,
+    u32 = 3,
+    u64 = 7,
+    usize = 5,
+    i32 = -3,
+    i64 = -7,
+    f32 = 0.5,
+    f64 = 12.5
+);
 
 impl Example for serde_json::Value {
     fn example() -> Self {

@@ -76,7 +76,9 @@ impl std::fmt::Debug for EventInfo {
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum RegistryError {
     /// The `type` string is empty or has characters other than `a-z`, `0-9`, `_` and `.`.
-    #[error("invalid event type string `{event_type}` on {name}: use lowercase letters, digits, `_` and `.`")]
+    #[error(
+        "invalid event type string `{event_type}` on {name}: use lowercase letters, digits, `_` and `.`"
+    )]
     InvalidType {
         /// The offending string.
         event_type: &'static str,
@@ -84,7 +86,9 @@ pub enum RegistryError {
         name: &'static str,
     },
     /// Another Rust type already uses this `type` string.
-    #[error("event type `{event_type}` is already registered by {existing}; {new} cannot use it too")]
+    #[error(
+        "event type `{event_type}` is already registered by {existing}; {new} cannot use it too"
+    )]
     Conflict {
         /// The contested string.
         event_type: &'static str,
