@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use agentbus_events::stream::{StreamError, StreamEvent};
+use agentbus_events::stream::StreamEvent;
 use serde::Deserialize;
 
 use super::{ProtocolDecoder, parse_json};
@@ -279,15 +279,11 @@ impl ProtocolDecoder for AnthropicDecoder {
         self.response.fail_truncated(out);
     }
 
-    fn fail(&mut self, error: StreamError, out: &mut Vec<StreamEvent>) {
-        self.response.fail(error, out);
+    fn assembler(&self) -> &ResponseAssembler {
+        &self.response
     }
 
-    fn is_terminated(&self) -> bool {
-        self.response.is_terminated()
-    }
-
-    fn produced_output(&self) -> bool {
-        self.response.produced_output()
+    fn assembler_mut(&mut self) -> &mut ResponseAssembler {
+        &mut self.response
     }
 }

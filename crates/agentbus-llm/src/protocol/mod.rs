@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use agentbus_events::stream::{StreamError, StreamEvent};
 
+use crate::assemble::ResponseAssembler;
 use crate::pricing::PricingTable;
 use crate::sse::{SseDecoder, SseEvent};
 
@@ -66,12 +67,23 @@ pub(crate) trait ProtocolDecoder: Send {
     /// The body ended cleanly: finish if the protocol's end was seen (or is implied),
     /// else report the truncation.
     fn on_end(&mut self, out: &mut Vec<StreamEvent>);
+    /// The assembler that holds the response so far and emits the terminal event.
+    fn assembler(&self) -> &ResponseAssembler;
+    /// The same, mutably.
+    fn assembler_mut(&mut self) -> &mut ResponseAssembler;
+
     /// Ends the stream with `error` (transport failure), unless already terminated.
-    fn fail(&mut self, error: StreamError, out: &mut Vec<StreamEvent>);
+    fn fail(&mut self, error: StreamError, out: &mut Vec<StreamEvent>) {
+        self.assembler_mut().fail(error, out);
+    }
     /// Whether the terminal event was emitted.
-    fn is_terminated(&self) -> bool;
+    fn is_terminated(&self) -> bool {
+        self.assembler().is_terminated()
+    }
     /// Whether any content was emitted.
-    fn produced_output(&self) -> bool;
+    fn produced_output(&self) -> bool {
+        self.assembler().produced_output()
+    }
 }
 
 /// Bytes in, [`StreamEvent`]s out: an [`SseDecoder`] feeding a protocol decoder. The

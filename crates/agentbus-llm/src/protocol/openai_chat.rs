@@ -238,15 +238,11 @@ impl ProtocolDecoder for ChatCompletionsDecoder {
         }
     }
 
-    fn fail(&mut self, error: StreamError, out: &mut Vec<StreamEvent>) {
-        self.response.fail(error, out);
+    fn assembler(&self) -> &ResponseAssembler {
+        &self.response
     }
 
-    fn is_terminated(&self) -> bool {
-        self.response.is_terminated()
-    }
-
-    fn produced_output(&self) -> bool {
-        self.response.produced_output()
+    fn assembler_mut(&mut self) -> &mut ResponseAssembler {
+        &mut self.response
     }
 }
