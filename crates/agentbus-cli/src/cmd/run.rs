@@ -151,7 +151,8 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
             .map(|e| e.origin.session_id.as_str())
             .unwrap_or("?");
         eprintln!(
-            "session {session}: {} events stored in {location}",
+            "session {session}: {} events stored in {location} \
+             (replay: agentbus replay {session} --store {location})",
             stored.written
         );
     }
@@ -304,7 +305,7 @@ impl HumanOutput {
         };
         writeln!(
             out,
-            "— {status} · {} iteration{} · {} LLM call{} · {} tool call{} · {} in / {} out tokens · {cost} · {:.2} s",
+            "— {status} · {} iteration{} · {} LLM call{} · {} tool call{} · {} in / {} out tokens ({:.1} out tok/s) · {cost} · {:.2} s",
             end.iterations,
             plural(end.iterations),
             end.total_llm_calls,
@@ -313,6 +314,7 @@ impl HumanOutput {
             plural(end.total_tool_calls),
             end.usage.input_tokens,
             end.usage.output_tokens,
+            end.usage.output_tokens as f64 / elapsed.as_secs_f64().max(1e-9),
             elapsed.as_secs_f64()
         )
     }
