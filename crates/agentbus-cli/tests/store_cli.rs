@@ -63,7 +63,7 @@ fn session_events(session: &str) -> Vec<Box<dyn DynEvent>> {
             meta: meta(session, next(), start + 100),
             request_id: call.into(),
             content: "Hi".into(),
-            snapshot: "Hi".into(),
+            snapshot_len: 2,
         }));
         events.push(Box::new(StreamFinishEvent {
             meta: meta(session, next(), start + 600),

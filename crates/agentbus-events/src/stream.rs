@@ -355,8 +355,8 @@ impl StreamEvent {
             StreamEvent::TextDelta(d) => Box::new(StreamTextDeltaEvent {
                 meta,
                 request_id,
+                snapshot_len: d.snapshot.len() as u64,
                 content: d.content,
-                snapshot: d.snapshot,
             }),
             StreamEvent::TextEnd(d) => Box::new(StreamTextEndEvent {
                 meta,
@@ -425,14 +425,20 @@ impl StreamEvent {
 
 define_event! {
     /// A chunk of assistant text from a provider stream ([`TextDelta`]).
+    ///
+    /// Unlike the in-process [`TextDelta`], the bus event does not repeat the whole text
+    /// so far: a sink writing every delta of an n-chunk answer would store O(n²) bytes.
+    /// It carries the snapshot's length instead; the text is the concatenation of the
+    /// request's `content`s (and `stream.text_end` carries it whole).
     #[event(type = "stream.text_delta", domain = Stream, base = event)]
     pub struct StreamTextDeltaEvent {
         /// The LLM call this chunk belongs to.
         pub request_id: String,
         /// This chunk's text.
         pub content: String,
-        /// All text so far.
-        pub snapshot: String,
+        /// Length in bytes of all text so far, this chunk included.
+        #[serde(default)]
+        pub snapshot_len: u64,
     }
 }
 

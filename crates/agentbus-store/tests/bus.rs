@@ -153,7 +153,7 @@ async fn a_burst_larger_than_every_queue_is_stored_whole() {
                 meta: event.meta().clone(),
                 request_id: "r".into(),
                 content: "x".into(),
-                snapshot: "x".into(),
+                snapshot_len: 1,
             };
             bus.send_async(event).await.unwrap();
             total += 1;

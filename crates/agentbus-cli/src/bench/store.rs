@@ -68,7 +68,7 @@ fn events(n: usize) -> Vec<Box<dyn DynEvent>> {
                     meta,
                     request_id,
                     content: "token ".into(),
-                    snapshot: String::new(),
+                    snapshot_len: 6,
                 })
             };
             event

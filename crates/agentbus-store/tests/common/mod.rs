@@ -145,7 +145,7 @@ pub fn llm_session(
         meta: meta(session, n, start_us + at),
         request_id: request.into(),
         content: text.into(),
-        snapshot: text.into(),
+        snapshot_len: text.len() as u64,
     };
     let finish = StreamFinishEvent {
         meta: meta(session, 4, start_us + 1_000_000),
