@@ -21,6 +21,7 @@ mod example;
 mod macros;
 mod meta;
 mod registry;
+mod text_snapshot;
 
 pub mod catalogue;
 pub mod schema;

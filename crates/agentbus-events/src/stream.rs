@@ -24,6 +24,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::text_snapshot::TextSnapshot;
 use crate::{DynEvent, EventMeta, Example, define_event};
 
 // ---------------------------------------------------------------------------------------
@@ -35,8 +36,9 @@ use crate::{DynEvent, EventMeta, Example, define_event};
 pub struct TextDelta {
     /// This chunk's text.
     pub content: String,
-    /// All text of the response so far, this chunk included.
-    pub snapshot: String,
+    /// All text of the response so far, this chunk included (shared, not copied: see
+    /// [`TextSnapshot`]).
+    pub snapshot: TextSnapshot,
 }
 
 /// Text generation is complete: the whole text of the response.
@@ -312,7 +314,7 @@ pub enum StreamEvent {
 
 impl StreamEvent {
     /// A text delta.
-    pub fn text_delta(content: impl Into<String>, snapshot: impl Into<String>) -> Self {
+    pub fn text_delta(content: impl Into<String>, snapshot: impl Into<TextSnapshot>) -> Self {
         StreamEvent::TextDelta(TextDelta {
             content: content.into(),
             snapshot: snapshot.into(),

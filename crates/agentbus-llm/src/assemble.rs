@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use agentbus_events::stream::{
     Finish, ReasoningDelta, StreamError, StreamErrorKind, StreamEvent, TextDelta, TextEnd,
-    ToolCall, ToolCallDelta,
+    TextSnapshot, ToolCall, ToolCallDelta,
 };
 
 use crate::pricing::{InputCounting, PricingTable, TokenCounts};
@@ -33,7 +33,7 @@ pub(crate) struct Usage {
 
 /// The shared decoding state of one response.
 pub(crate) struct ResponseAssembler {
-    text: String,
+    text: TextSnapshot,
     reasoning_open: bool,
     tools: Vec<PendingToolCall>,
     pub usage: Usage,
@@ -52,7 +52,7 @@ pub(crate) struct ResponseAssembler {
 impl ResponseAssembler {
     pub fn new(pricing: Option<Arc<PricingTable>>, counting: InputCounting) -> Self {
         Self {
-            text: String::new(),
+            text: TextSnapshot::new(),
             reasoning_open: false,
             tools: Vec::new(),
             usage: Usage::default(),
@@ -91,10 +91,9 @@ impl ResponseAssembler {
         }
         self.reasoning_open = false;
         self.produced_output = true;
-        self.text.push_str(content);
         out.push(StreamEvent::TextDelta(TextDelta {
             content: content.to_owned(),
-            snapshot: self.text.clone(),
+            snapshot: self.text.push(content),
         }));
     }
 
@@ -258,7 +257,7 @@ impl ResponseAssembler {
         }
         if !self.text.is_empty() {
             out.push(StreamEvent::TextEnd(TextEnd {
-                full_text: std::mem::take(&mut self.text),
+                full_text: std::mem::take(&mut self.text).to_string(),
             }));
         }
         self.complete_all_tools(out);

@@ -21,7 +21,8 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 
 use agentbus_events::stream::{
-    Finish, StreamError, StreamErrorKind, StreamEvent, TextDelta, TextEnd, ToolCall, ToolCallDelta,
+    Finish, StreamError, StreamErrorKind, StreamEvent, TextDelta, TextEnd, TextSnapshot, ToolCall,
+    ToolCallDelta,
 };
 use agentbus_llm::{ChatModel, ChatRequest, ChatStream, Message, Role, ToolDefinition};
 use futures::channel::mpsc;
@@ -195,7 +196,7 @@ struct Output<'a> {
     stop: &'a [String],
     /// Text that may be the start of a stop sequence, not yet sent.
     held: String,
-    snapshot: String,
+    snapshot: TextSnapshot,
     tool_calls: u32,
     stopped_by_sequence: bool,
     open: bool,
@@ -208,7 +209,7 @@ impl<'a> Output<'a> {
             parser: ToolCallParser::new(),
             stop,
             held: String::new(),
-            snapshot: String::new(),
+            snapshot: TextSnapshot::new(),
             tool_calls: 0,
             stopped_by_sequence: false,
             open: true,
@@ -234,7 +235,7 @@ impl<'a> Output<'a> {
         }
         if !self.snapshot.is_empty() {
             self.open &= (self.emit)(StreamEvent::TextEnd(TextEnd {
-                full_text: self.snapshot.clone(),
+                full_text: self.snapshot.to_string(),
             }));
         }
     }
@@ -294,10 +295,9 @@ impl<'a> Output<'a> {
         if text.is_empty() {
             return;
         }
-        self.snapshot.push_str(text);
         self.open &= (self.emit)(StreamEvent::TextDelta(TextDelta {
             content: text.to_owned(),
-            snapshot: self.snapshot.clone(),
+            snapshot: self.snapshot.push(text),
         }));
     }
 
