@@ -78,7 +78,62 @@ fn agentbus() -> Command {
     ] {
         command.env_remove(var);
     }
+    // Calls are stored by default: keep them out of the working directory.
+    command.env(
+        "AGENTBUS_STORE",
+        store_url(&std::env::temp_dir(), "chat-cli-tests"),
+    );
     command
+}
+
+fn store_url(dir: &std::path::Path, name: &str) -> String {
+    format!(
+        "sqlite://{}",
+        dir.join(format!("{name}-{}.db", std::process::id()))
+            .display()
+    )
+}
+
+#[test]
+fn chat_stores_its_session_for_sessions_and_replay() {
+    let (body, expected) = fixture("openai__chat_text_usage");
+    let (base_url, _) = serve(vec![(200, "text/event-stream", body)]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_url(dir.path(), "chat");
+    let output = agentbus()
+        .env("OPENAI_API_KEY", "sk-test")
+        .args(["chat", "--provider", "openai", "--base-url", &base_url])
+        .args(["--model", "gpt-4o-mini", "--store", &store, "hello"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("events stored in"), "{stderr}");
+    let sessions = agentbus()
+        .args(["sessions", "--store", &store, "--json"])
+        .output()
+        .unwrap();
+    let sessions: serde_json::Value = serde_json::from_slice(&sessions.stdout).unwrap();
+    let sessions = sessions.as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(sessions[0]["llm_calls"], 1);
+    assert_eq!(
+        sessions[0]["total_tokens"],
+        expected["usage"]["input_tokens"].as_u64().unwrap()
+            + expected["usage"]["output_tokens"].as_u64().unwrap()
+    );
+    let session = sessions[0]["session_id"].as_str().unwrap();
+    let replay = agentbus()
+        .args(["replay", session, "--store", &store, "--speed", "max"])
+        .args(["--events", "jsonl"])
+        .output()
+        .unwrap();
+    let replayed = String::from_utf8(replay.stdout).unwrap();
+    assert!(
+        replayed
+            .lines()
+            .any(|l| l.contains("plugin.llm_response_completed"))
+    );
 }
 
 #[test]

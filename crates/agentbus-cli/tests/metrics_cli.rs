@@ -471,7 +471,7 @@ fn chat_records_the_instrumented_call() {
             "--model",
             "fake-model",
         ])
-        .args(["--metrics-json", "hello"])
+        .args(["--no-store", "--metrics-json", "hello"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -44,6 +44,10 @@ pub struct Args {
     /// Metrics: `--metrics-addr HOST:PORT`, `--otlp-endpoint URL`, `--metrics-json`.
     #[command(flatten)]
     pub telemetry: super::telemetry_args::TelemetryArgs,
+
+    /// Where the call's events are stored (`--store URL`, `--no-store`).
+    #[command(flatten)]
+    pub store: super::store_args::StoreArgs,
     /// The prompt (several words are joined with spaces).
     #[arg(required = true, num_args = 1..)]
     pub prompt: Vec<String>,
@@ -88,6 +92,7 @@ async fn chat(args: Args) -> anyhow::Result<ExitCode> {
     let jsonl = args.events == Some(EventsFormat::Jsonl);
 
     let bus = EventManager::new();
+    let recorder = args.store.record(&bus)?;
     let telemetry = args.telemetry.start().await?;
     telemetry.attach(&bus)?;
     if jsonl {
@@ -109,7 +114,7 @@ async fn chat(args: Args) -> anyhow::Result<ExitCode> {
             .unwrap_or(0)
     );
     let model_name = model.name().to_owned();
-    let instrumented = InstrumentedModel::new(model, bus.clone()).with_session(session_id);
+    let instrumented = InstrumentedModel::new(model, bus.clone()).with_session(&session_id);
 
     let started = Instant::now();
     let mut outcome = Outcome::default();
@@ -158,6 +163,15 @@ async fn chat(args: Args) -> anyhow::Result<ExitCode> {
     let total = started.elapsed();
     if let Err(error) = bus.wait(Duration::from_secs(10)).await {
         tracing::warn!(%error, "not every event was delivered");
+    }
+    if let Some(recorder) = recorder {
+        let location = recorder.location().to_owned();
+        let stored = recorder.finish().await?;
+        eprintln!(
+            "session {session_id}: {} events stored in {location} \
+             (replay: agentbus replay {session_id} --store {location})",
+            stored.written
+        );
     }
     bus.shutdown(Duration::from_secs(5)).await;
     args.telemetry.finish_if_requested(telemetry).await?;
