@@ -488,3 +488,41 @@ fn chat_records_the_instrumented_call() {
     assert_eq!(summary.llm.models.get("fake-model"), Some(&1));
     assert!(summary.llm.latency_ms.is_some());
 }
+
+#[test]
+fn bench_telemetry_runs_small_and_reports_both_measures() {
+    let output = Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args([
+            "bench",
+            "telemetry",
+            "--events",
+            "3000",
+            "--reps",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for workload in results {
+        let configs = workload["configs"].as_array().unwrap();
+        assert_eq!(configs.len(), 3);
+        // The baseline has no collector: it spends no time recording.
+        assert_eq!(configs[0]["collector_ns_per_event"], 0.0);
+        for config in &configs[1..] {
+            assert!(
+                config["collector_ns_per_event"].as_f64().unwrap() > 0.0,
+                "{config}"
+            );
+            assert!(config["events_per_s"].as_f64().unwrap() > 0.0);
+        }
+    }
+    assert!(report["pass"].is_boolean());
+}
