@@ -76,6 +76,19 @@ pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 /// The table recording applied migrations (same DDL on both databases).
 pub(crate) const SCHEMA_TABLE_DDL: &str = "CREATE TABLE agentbus_schema (version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at_us BIGINT NOT NULL)";
 
+/// Refuses a store whose schema `found` is newer than this build knows: opening it could
+/// misread or overwrite what a newer agentbus wrote.
+pub(crate) fn check_supported(location: &str, found: i64) -> Result<(), crate::StoreError> {
+    if found > LATEST_VERSION {
+        return Err(crate::StoreError::SchemaTooNew {
+            location: location.to_owned(),
+            found,
+            supported: LATEST_VERSION,
+        });
+    }
+    Ok(())
+}
+
 /// The migrations to apply to bring a store at `current` to `target`.
 pub(crate) fn pending(current: i64, target: i64) -> impl Iterator<Item = &'static Migration> {
     MIGRATIONS

@@ -16,7 +16,7 @@ use postgres::{Client, Config, NoTls};
 use crate::backend::{Backend, SessionCounts};
 use crate::error::{Result, StoreError};
 use crate::location::mask_password;
-use crate::migrations::{self, LATEST_VERSION, SCHEMA_TABLE_DDL};
+use crate::migrations::{self, SCHEMA_TABLE_DDL};
 use crate::query::{Dialect, EventQuery, SqlParam};
 use crate::row::{EventRow, StoredEvent};
 use crate::sqlite::to_stored;
@@ -179,13 +179,7 @@ impl Connection {
         let mut backend = Self { client, location };
         if backend.has_schema_table()? {
             let found = backend.schema_version()?;
-            if found > LATEST_VERSION {
-                return Err(StoreError::SchemaTooNew {
-                    location: backend.location.clone(),
-                    found,
-                    supported: LATEST_VERSION,
-                });
-            }
+            migrations::check_supported(&backend.location, found)?;
         }
         backend.migrate(target)?;
         Ok(backend)
@@ -226,13 +220,7 @@ impl Connection {
             )
             .map_err(StoreError::postgres("reading the schema version"))?
             .get(0);
-        if current > LATEST_VERSION {
-            return Err(StoreError::SchemaTooNew {
-                location,
-                found: current,
-                supported: LATEST_VERSION,
-            });
-        }
+        migrations::check_supported(&location, current)?;
         for m in migrations::pending(current, target) {
             tracing::info!(
                 version = m.version,

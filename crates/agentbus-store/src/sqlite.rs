@@ -11,7 +11,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
 
 use crate::backend::{Backend, SessionCounts};
 use crate::error::{Result, StoreError};
-use crate::migrations::{self, LATEST_VERSION, SCHEMA_TABLE_DDL};
+use crate::migrations::{self, SCHEMA_TABLE_DDL};
 use crate::query::{Dialect, EventQuery, SqlParam};
 use crate::row::{EventRow, StoredEvent};
 
@@ -84,13 +84,7 @@ impl SqliteBackend {
         };
         if has_schema_table {
             let found = backend.schema_version()?;
-            if found > LATEST_VERSION {
-                return Err(StoreError::SchemaTooNew {
-                    location,
-                    found,
-                    supported: LATEST_VERSION,
-                });
-            }
+            migrations::check_supported(&location, found)?;
         }
         backend
             .conn
@@ -127,14 +121,9 @@ impl SqliteBackend {
                 |row| row.get(0),
             )
             .map_err(StoreError::sqlite("reading the schema version"))?;
-        if current > LATEST_VERSION {
-            // Another process upgraded the store between our check and this transaction.
-            return Err(StoreError::SchemaTooNew {
-                location: location.to_owned(),
-                found: current,
-                supported: LATEST_VERSION,
-            });
-        }
+        // Another process may have upgraded the store between the check on opening and
+        // this transaction.
+        migrations::check_supported(location, current)?;
         for m in migrations::pending(current, target) {
             tracing::info!(
                 version = m.version,
