@@ -18,7 +18,7 @@ use std::sync::Arc;
 use agentbus_events::stream::StreamEvent;
 use serde::Deserialize;
 
-use super::{ProtocolDecoder, parse_json};
+use super::{ProtocolDecoder, json_payload, parse_json};
 use crate::assemble::ResponseAssembler;
 use crate::errors::in_band_error;
 use crate::pricing::{InputCounting, PricingTable};
@@ -264,10 +264,9 @@ impl ProtocolDecoder for AnthropicDecoder {
         if self.response.is_terminated() {
             return;
         }
-        let data = event.data.trim_ascii();
-        if data.is_empty() || data == "[DONE]" {
+        let Some(data) = json_payload(&event) else {
             return;
-        }
+        };
         match parse_json::<Event<'_>>(data) {
             Ok(payload) => self.on_payload(payload, out),
             Err(error) => self.response.fail(error, out),

@@ -163,6 +163,13 @@ impl StreamDecoder {
     }
 }
 
+/// The JSON text of an SSE event; `None` for an empty keep-alive and for the `[DONE]`
+/// sentinel (which only Chat Completions gives a meaning).
+pub(crate) fn json_payload<'a>(event: &SseEvent<'a>) -> Option<&'a str> {
+    let data = event.data.trim_ascii();
+    (!data.is_empty() && data != "[DONE]").then_some(data)
+}
+
 /// Parses one `data:` payload, or reports it as a protocol error.
 pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(data: &'a str) -> Result<T, StreamError> {
     serde_json::from_str(data).map_err(|e| {

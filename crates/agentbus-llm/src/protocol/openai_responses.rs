@@ -18,7 +18,7 @@ use std::sync::Arc;
 use agentbus_events::stream::{StreamError, StreamErrorKind, StreamEvent};
 use serde::Deserialize;
 
-use super::{ProtocolDecoder, parse_json};
+use super::{ProtocolDecoder, json_payload, parse_json};
 use crate::assemble::ResponseAssembler;
 use crate::errors::in_band_error;
 use crate::pricing::{InputCounting, PricingTable};
@@ -282,10 +282,9 @@ impl ProtocolDecoder for ResponsesDecoder {
         if self.response.is_terminated() {
             return;
         }
-        let data = event.data.trim_ascii();
-        if data.is_empty() || data == "[DONE]" {
+        let Some(data) = json_payload(&event) else {
             return;
-        }
+        };
         match parse_json::<Event<'_>>(data) {
             Ok(payload) => self.on_payload(payload, out),
             Err(error) => self.response.fail(error, out),
