@@ -241,6 +241,7 @@ fn run_events_jsonl_writes_only_wire_events() {
         .find(|e| e["type"] == "react.react_start")
         .map(|e| e["session_id"].clone())
         .unwrap();
+    assert!(session.is_string(), "react_start has no session id");
     for e in events.iter().filter(|e| {
         let t = e["type"].as_str().unwrap();
         t.starts_with("plugin.llm_") || t.starts_with("stream.") || t.starts_with("react.")
