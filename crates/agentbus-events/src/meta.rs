@@ -28,9 +28,10 @@ pub struct EventMeta {
     /// have none, and every queued event pays for this field's size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participant: Option<Box<Participant>>,
-    /// Caller-supplied metadata, carried untouched.
+    /// Caller-supplied metadata, carried untouched (boxed for the same reason as
+    /// `participant`: a `Value` is 32 bytes inline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_metadata: Option<serde_json::Value>,
+    pub user_metadata: Option<Box<serde_json::Value>>,
 }
 
 impl EventMeta {
@@ -70,7 +71,7 @@ impl Example for EventMeta {
             seq: Some(42),
             session_id: Some("session-1".into()),
             participant: Some(Box::new(Participant::example())),
-            user_metadata: Some(serde_json::json!({"tenant": "acme"})),
+            user_metadata: Some(Box::new(serde_json::json!({"tenant": "acme"}))),
         }
     }
 

@@ -88,7 +88,7 @@ impl Publisher {
     /// Meta carrying the request id in `user_metadata`.
     fn meta_with_request(&self) -> EventMeta {
         EventMeta {
-            user_metadata: Some(serde_json::json!({"request_id": self.request_id})),
+            user_metadata: Some(Box::new(serde_json::json!({"request_id": self.request_id}))),
             ..self.meta()
         }
     }

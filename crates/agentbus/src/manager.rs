@@ -632,8 +632,10 @@ impl EventManager {
     /// room when the thread is outside any tokio runtime, and otherwise gives
     /// [`BusError::Full`] (use [`send_async`](Self::send_async) for backpressure in async
     /// code). On `Full` the event was still accepted and delivered to every other
-    /// subscriber. After shutdown: [`BusError::Shutdown`]. Strict mode, unregistered
-    /// type: [`BusError::Unregistered`] (nothing sent).
+    /// subscriber. After shutdown: [`BusError::Shutdown`]; also when a shutdown begins
+    /// while the thread is parked waiting for room (that subscriber never got the event;
+    /// the others did). Strict mode, unregistered type: [`BusError::Unregistered`]
+    /// (nothing sent).
     pub fn send<E: Event>(&self, mut event: E) -> Result<u64, BusError> {
         let core = self.core();
         let _guard = SendGuard::enter(&core, &self.node)?;
@@ -646,7 +648,7 @@ impl EventManager {
             tracing::trace!(event_type = E::TYPE, seq, "send");
         }
         let event: Arc<dyn DynEvent> = Arc::new(event);
-        self.dispatch_sync(dest.subs, &event, seq)
+        self.dispatch_sync(dest.subs, event, seq)
     }
 
     /// Sends several events in order; returns the `seq` of the last one (0 if there
@@ -677,7 +679,7 @@ impl EventManager {
             tracing::trace!(event_type, seq, "send");
         }
         let event: Arc<dyn DynEvent> = Arc::from(event);
-        self.dispatch_sync(dest.subs, &event, seq)
+        self.dispatch_sync(dest.subs, event, seq)
     }
 
     /// Decodes wire-format JSON through the bus's registry and sends the typed event
@@ -691,17 +693,21 @@ impl EventManager {
     fn dispatch_sync(
         &self,
         subs: &[Arc<Subscriber>],
-        event: &Arc<dyn DynEvent>,
+        event: Arc<dyn DynEvent>,
         seq: u64,
     ) -> Result<u64, BusError> {
         let mut first_error = None;
-        for sub in subs {
+        for (sub, event) in per_subscriber(subs, event) {
             match sub.push(event) {
                 Push::Queued => {}
                 Push::Dropped { lag } => self.publish_lag(sub, lag),
-                Push::Full => {
+                Push::Full(event) => {
                     if sub.options.overflow == Overflow::Block && may_block_thread() {
-                        block_until_pushed(self, sub, event);
+                        if !block_until_pushed(self, sub, event) && self.is_shut_down() {
+                            // Shutdown closed the queue while we waited for room: this
+                            // delivery was never accepted, and the caller must know.
+                            first_error.get_or_insert(BusError::Shutdown);
+                        }
                     } else {
                         first_error.get_or_insert_with(|| full_error(sub, seq));
                     }
@@ -732,20 +738,25 @@ impl EventManager {
         let event: Arc<dyn DynEvent> = Arc::new(event);
         let me = current_subscriber();
         let mut first_error = None;
-        for sub in dest.subs {
+        for (sub, mut event) in per_subscriber(dest.subs, event) {
             loop {
-                match sub.push(&event) {
+                match sub.push(event) {
                     Push::Queued => break,
                     Push::Dropped { lag } => {
                         self.publish_lag(sub, lag);
                         break;
                     }
-                    Push::Full => {
+                    Push::Full(back) => {
                         if sub.options.overflow == Overflow::Block && me != Some(sub.id) {
                             if sub.wait_for_space().await {
+                                event = back;
                                 continue;
                             }
-                            // Closing: the subscriber is being removed.
+                            // Closing: the subscriber is being removed, or the bus is
+                            // shutting down (then this delivery was never accepted).
+                            if self.is_shut_down() {
+                                first_error.get_or_insert(BusError::Shutdown);
+                            }
                             break;
                         }
                         first_error.get_or_insert_with(|| full_error(sub, seq));
@@ -1039,16 +1050,42 @@ fn full_error(sub: &Subscriber, seq: u64) -> BusError {
     }
 }
 
-/// Parks this (non-runtime) thread until `sub` takes the event or starts closing.
-fn block_until_pushed(manager: &EventManager, sub: &Subscriber, event: &Arc<dyn DynEvent>) {
+/// Pairs each subscriber with its own reference to the event: clones for all but the
+/// last, which takes the sender's.
+fn per_subscriber(
+    subs: &[Arc<Subscriber>],
+    event: Arc<dyn DynEvent>,
+) -> impl Iterator<Item = (&Subscriber, Arc<dyn DynEvent>)> {
+    let last = subs.len().saturating_sub(1);
+    let mut event = Some(event);
+    subs.iter().enumerate().filter_map(move |(i, sub)| {
+        let event = if i == last {
+            event.take()?
+        } else {
+            Arc::clone(event.as_ref()?)
+        };
+        Some((&**sub, event))
+    })
+}
+
+/// Parks this (non-runtime) thread until `sub` takes the event (true) or starts closing
+/// (false: the event was not queued for it).
+fn block_until_pushed(
+    manager: &EventManager,
+    sub: &Subscriber,
+    mut event: Arc<dyn DynEvent>,
+) -> bool {
     loop {
         if !futures::executor::block_on(sub.wait_for_space()) {
-            return;
+            return false;
         }
         match sub.push(event) {
-            Push::Queued => return,
-            Push::Dropped { lag } => return manager.publish_lag(sub, lag),
-            Push::Full => {}
+            Push::Queued => return true,
+            Push::Dropped { lag } => {
+                manager.publish_lag(sub, lag);
+                return true;
+            }
+            Push::Full(back) => event = back,
         }
     }
 }

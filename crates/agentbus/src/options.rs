@@ -30,7 +30,11 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 /// Options of one subscription. Build with [`SubscribeOptions::new`] and the setters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SubscribeOptions {
-    /// Most deliveries queued and not yet taken by the handler (default 8192).
+    /// Most deliveries accepted and not yet finished by the handler: queued, running,
+    /// or just finished (default 8192). The consumer reports finished deliveries in
+    /// small batches (at most 32, and at most 1/16 of the capacity), so a sender can
+    /// see the queue full up to that many deliveries early: the bound is never
+    /// exceeded, only approached conservatively.
     pub capacity: usize,
     /// What happens when the queue is full (default [`Overflow::Block`]).
     pub overflow: Overflow,

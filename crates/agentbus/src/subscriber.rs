@@ -2,15 +2,26 @@
 //! runs its handler.
 //!
 //! The queue is a lock-free segmented queue (`crossbeam_queue::SegQueue`, 24-byte slots
-//! allocated 31 at a time and freed as they drain) bounded by an atomic count of queued
-//! deliveries. Senders push and wake the consumer only when it is parked; the consumer
-//! drains everything queued before parking again, so a burst costs one wake-up, not one
-//! per event.
+//! allocated 31 at a time and freed as they drain). Beside it, one atomic word, `state`,
+//! carries the two facts senders and the consumer share:
+//!
+//! - the **count** of accepted deliveries not yet finished (queued, taken, or running).
+//!   A sender reserves its place with one `fetch_add` before pushing; that add is also
+//!   the capacity check. The consumer gives places back in batches (every
+//!   [`RELEASE_EVERY`] handled deliveries or 1/16 of the capacity, whichever is
+//!   smaller, and whenever the queue runs dry), so in a
+//!   burst the word stays in the sender's cache instead of bouncing between cores on
+//!   every event. The count therefore over-states the backlog by less than one batch:
+//!   the bound is conservative, never exceeded.
+//! - the **idle** bit: the consumer parks only by turning "count = what I hold" into
+//!   "same count, idle" with one compare-and-swap, so no reservation can slip past it;
+//!   the sender whose `fetch_add` sees the bit clears it and wakes the consumer. A burst
+//!   costs one wake-up, not one per event, and no fence is needed on the send path.
 
 use std::any::TypeId;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*, fence};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -30,9 +41,27 @@ use crate::{EventSet, Overflow, SubscribeOptions};
 /// Deliveries handled between two cooperative yields of a busy consumer.
 const YIELD_EVERY: u32 = 1024;
 
-/// Checks of an empty queue before the consumer parks: a producer that is about to push
-/// again is then picked up without a wake-up (a futex call on the producer's side).
+/// Handled deliveries a serial consumer gives back to the count at once, at most (see
+/// the module documentation); small queues give back every 1/16 of their capacity, so
+/// the count never over-states their backlog by more than that.
+const RELEASE_EVERY: usize = 32;
+
+/// Checks for new work before the consumer parks: a sender that is about to send again
+/// is then picked up without a wake-up (a futex call on the sender's side).
 const SPIN_BEFORE_PARK: u32 = 512;
+
+/// Spins between two looks at the count while waiting to park.
+const SPINS_PER_LOOK: u32 = 32;
+
+/// Passes that found the count above what the consumer holds but nothing in the queue
+/// (a sender between its reservation and its push) before the consumer yields its
+/// thread to let that sender finish.
+const SPIN_ON_RESERVED: u32 = 64;
+
+/// The idle bit of [`Subscriber::state`].
+const IDLE: usize = 1;
+/// One delivery in the count of [`Subscriber::state`] (the bits above the idle bit).
+const ONE: usize = 2;
 
 /// Keeps a value on its own cache lines (128 bytes: adjacent-line prefetch), so fields
 /// written by the consumer on every delivery do not slow down senders, and vice versa.
@@ -47,11 +76,10 @@ impl<T> std::ops::Deref for Padded<T> {
     }
 }
 
-/// Counters the consumer writes on every delivery.
+/// Counters only the consumer task writes (so it bumps them with a load and a store,
+/// not a locked read-modify-write).
 #[derive(Default)]
 struct ConsumerSide {
-    /// The consumer is between taking work and finishing it (a batch is in progress).
-    running: AtomicBool,
     /// Handler calls currently in progress.
     in_handler: AtomicUsize,
     /// Deliveries whose handler completed (successfully or not).
@@ -60,6 +88,11 @@ struct ConsumerSide {
     failed: AtomicU64,
     /// Time spent in the handler, in nanoseconds.
     handler_nanos: AtomicU64,
+}
+
+/// Adds `n` to a counter that only the calling task writes.
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Relaxed) + n, Relaxed);
 }
 
 /// Identifies a subscription for deduplication: the same name subscribed to the same set
@@ -80,12 +113,12 @@ pub(crate) struct Subscriber {
     pub options: SubscribeOptions,
     /// The node (manager) the subscription was made through.
     pub origin: u64,
+    /// How many handled deliveries the serial consumer gives back at once.
+    release_every: usize,
     queue: SegQueue<Arc<dyn DynEvent>>,
-    /// Deliveries in the queue, not yet taken by the consumer (senders add, the consumer
-    /// subtracts).
-    queued: Padded<AtomicUsize>,
-    /// The consumer is parked (or about to park) waiting for work.
-    consumer_idle: AtomicBool,
+    /// The count of accepted, unfinished deliveries (times [`ONE`]) and the [`IDLE`] bit;
+    /// see the module documentation.
+    state: Padded<AtomicUsize>,
     wake: Notify,
     /// Senders blocked waiting for room.
     space_waiters: AtomicUsize,
@@ -115,8 +148,8 @@ pub(crate) enum Push {
     /// Queued after dropping the oldest delivery; `lag` is set when this drop starts a
     /// new lag episode (the caller publishes the lag event).
     Dropped { lag: Option<(u64, u64)> },
-    /// The queue is full and the policy does not drop.
-    Full,
+    /// The queue is full and the policy does not drop; the delivery comes back.
+    Full(Arc<dyn DynEvent>),
 }
 
 impl Subscriber {
@@ -133,9 +166,9 @@ impl Subscriber {
             members,
             options,
             origin,
+            release_every: (options.capacity / 16).clamp(1, RELEASE_EVERY),
             queue: SegQueue::new(),
-            queued: Padded::default(),
-            consumer_idle: AtomicBool::new(false),
+            state: Padded::default(),
             wake: Notify::new(),
             space_waiters: AtomicUsize::new(0),
             space: Notify::new(),
@@ -159,16 +192,21 @@ impl Subscriber {
         self.key.types.is_none()
     }
 
-    /// Offers one delivery, applying the overflow policy when the queue is full.
-    pub fn push(&self, event: &Arc<dyn DynEvent>) -> Push {
+    /// Offers one delivery, applying the overflow policy when the queue is full. Takes
+    /// the caller's reference (the last subscriber of a send gets the sender's own, so a
+    /// send to one subscriber clones nothing).
+    pub fn push(&self, event: Arc<dyn DynEvent>) -> Push {
         let mut outcome = Push::Queued;
-        if self.queued.fetch_add(1, SeqCst) >= self.options.capacity {
+        // The reservation: counts the delivery before it is queued, so the consumer can
+        // never park while a reserved delivery is still on its way into the queue.
+        let before = self.state.fetch_add(ONE, AcqRel);
+        if before / ONE >= self.options.capacity {
             match self.options.overflow {
                 Overflow::DropOldest => {
                     // With concurrent senders the pop can come up empty (the consumer took
-                    // the items): then there is room and the push goes ahead.
+                    // the items and holds their places): then the push goes ahead.
                     if self.queue.pop().is_some() {
-                        self.queued.fetch_sub(1, SeqCst);
+                        self.state.fetch_sub(ONE, AcqRel);
                         let total = self.dropped.fetch_add(1, Relaxed) + 1;
                         let lag = if self.lag_reported.swap(true, AcqRel) {
                             None
@@ -179,28 +217,28 @@ impl Subscriber {
                     }
                 }
                 Overflow::Block | Overflow::Error => {
-                    self.queued.fetch_sub(1, SeqCst);
-                    return Push::Full;
+                    self.state.fetch_sub(ONE, AcqRel);
+                    return Push::Full(event);
                 }
             }
         }
-        self.queue.push(Arc::clone(event));
-        self.wake_consumer();
+        self.queue.push(event);
+        if before & IDLE != 0 {
+            self.wake_consumer();
+        }
         outcome
     }
 
-    /// Wakes the consumer if it is parked (Dekker-style: the push happened before the
-    /// fence; the consumer sets `consumer_idle` before re-checking the queue).
+    /// Wakes the consumer if it is still marked idle (one sender wins the bit).
     fn wake_consumer(&self) {
-        fence(SeqCst);
-        if self.consumer_idle.load(Relaxed) && self.consumer_idle.swap(false, AcqRel) {
+        if self.state.fetch_and(!IDLE, AcqRel) & IDLE != 0 {
             self.wake.notify_one();
         }
     }
 
     /// Wakes the consumer unconditionally (a stored permit if it is running).
     pub fn wake_always(&self) {
-        self.consumer_idle.store(false, SeqCst);
+        self.state.fetch_and(!IDLE, AcqRel);
         self.wake.notify_one();
     }
 
@@ -213,7 +251,7 @@ impl Subscriber {
         notified.as_mut().enable();
         let result = if self.closing.load(SeqCst) {
             false
-        } else if self.queued.load(SeqCst) < self.options.capacity {
+        } else if self.queued() < self.options.capacity {
             true
         } else {
             notified.await;
@@ -230,11 +268,23 @@ impl Subscriber {
 
     /// Whether the subscriber has no queued or running work.
     pub fn is_idle(&self) -> bool {
-        self.queued.load(SeqCst) == 0 && !self.consumer.running.load(SeqCst)
+        self.queued() == 0
     }
 
+    /// Accepted deliveries not yet finished (queued or running; a serial consumer's
+    /// last few handled ones until it gives their places back).
     pub fn queued(&self) -> usize {
-        self.queued.load(SeqCst)
+        self.state.load(SeqCst) / ONE
+    }
+
+    /// Gives back the places of `n` finished (or lost) deliveries; returns the count
+    /// left. Wakes senders waiting for room.
+    fn release(&self, n: usize) -> usize {
+        let before = self.state.fetch_sub(n * ONE, SeqCst);
+        if self.space_waiters.load(SeqCst) > 0 {
+            self.space.notify_waiters();
+        }
+        before / ONE - n
     }
 
     /// Stops blocked senders (they give up on this subscriber).
@@ -265,16 +315,18 @@ impl Subscriber {
         self.task.lock().ok().and_then(|mut slot| slot.take())
     }
 
-    /// Counts what the consumer can no longer deliver (after its task was cancelled):
-    /// everything still queued and every handler call that was running.
+    /// Counts what the consumer can no longer deliver (after its task was cancelled and
+    /// dropped, which gave back the places of what it had finished): everything still
+    /// queued and every handler call that was running.
     pub fn cancel_remaining(&self) {
-        let mut lost = self.consumer.in_handler.swap(0, SeqCst) as u64;
+        let mut lost = self.consumer.in_handler.swap(0, SeqCst);
         while self.queue.pop().is_some() {
-            self.queued.fetch_sub(1, SeqCst);
             lost += 1;
         }
-        self.consumer.running.store(false, SeqCst);
-        self.cancelled.fetch_add(lost, Relaxed);
+        if lost > 0 {
+            self.release(lost);
+        }
+        self.cancelled.fetch_add(lost as u64, Relaxed);
     }
 
     pub fn counters(&self) -> Counters {
@@ -296,37 +348,54 @@ impl Subscriber {
         }
     }
 
-    /// After draining: marks the consumer idle and returns whether it should exit.
-    /// Sets `consumer_idle` before the final queue check so a concurrent push wakes it.
-    fn park_or_exit(&self) -> ParkDecision {
-        self.consumer.running.store(false, SeqCst);
-        wait::notify_idle();
-        self.caught_up();
-        for _ in 0..SPIN_BEFORE_PARK {
-            if !self.queue.is_empty() {
-                return ParkDecision::Work;
+    /// Whether senders reserved places beyond the `held` the consumer holds.
+    fn has_new_work(&self, held: usize) -> bool {
+        self.state.load(Acquire) / ONE > held
+    }
+
+    /// Marks the consumer idle if the count is exactly the `held` places it holds (no
+    /// sender reserved one since); false when there is new work.
+    fn try_idle(&self, held: usize) -> bool {
+        self.state
+            .compare_exchange(held * ONE, held * ONE | IDLE, AcqRel, Acquire)
+            .is_ok()
+    }
+
+    /// Clears the idle bit after a wake-up (a stored permit can wake the consumer while
+    /// the bit is still set).
+    fn clear_idle(&self) {
+        self.state.fetch_and(!IDLE, AcqRel);
+    }
+
+    /// With the queue found empty: spins a little, looking at the queue now and then,
+    /// in case the sender is about to send again (then no wake-up is needed). True when
+    /// work arrived.
+    fn spin_for_work(&self) -> bool {
+        // Each look pulls a cache line the sender writes away from it, so look rarely.
+        for spin in 0..SPIN_BEFORE_PARK {
+            if spin % SPINS_PER_LOOK == 0 && !self.queue.is_empty() {
+                return true;
             }
             std::hint::spin_loop();
         }
-        self.consumer_idle.store(true, SeqCst);
-        fence(SeqCst);
-        if !self.queue.is_empty() {
-            self.consumer_idle.store(false, SeqCst);
+        false
+    }
+
+    /// With the queue found empty and every finished place given back: signals
+    /// idleness, then parks, exits (finishing and idle), or goes back to work.
+    fn park_or_exit(&self) -> ParkDecision {
+        if self.has_new_work(0) {
+            return ParkDecision::Work;
+        }
+        wait::notify_idle();
+        self.caught_up();
+        if !self.try_idle(0) {
             return ParkDecision::Work;
         }
         if self.finish.load(SeqCst) {
             return ParkDecision::Exit;
         }
         ParkDecision::Park
-    }
-
-    fn take(&self) -> Option<Arc<dyn DynEvent>> {
-        let event = self.queue.pop()?;
-        self.queued.fetch_sub(1, SeqCst);
-        if self.space_waiters.load(SeqCst) > 0 {
-            self.space.notify_waiters();
-        }
-        Some(event)
     }
 }
 
@@ -341,9 +410,35 @@ pub(crate) struct Counters {
 }
 
 enum ParkDecision {
+    /// New work arrived (or a sender reserved a place and is about to push).
     Work,
     Park,
     Exit,
+}
+
+/// The places of handled deliveries a serial consumer has not given back yet. Dropping
+/// it gives them back, so a consumer task cancelled at shutdown leaves the count exact.
+struct Finished<'a> {
+    sub: &'a Subscriber,
+    held: usize,
+}
+
+impl Finished<'_> {
+    /// Gives the held places back; returns the count left.
+    fn release(&mut self) -> usize {
+        let held = std::mem::take(&mut self.held);
+        if held == 0 {
+            self.sub.queued()
+        } else {
+            self.sub.release(held)
+        }
+    }
+}
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// The delivery the current task is handling: set (as a task-local) around the consumer
@@ -392,6 +487,7 @@ where
 }
 
 /// The consumer task: one per subscriber, for its whole life.
+/// The consumer task: one per subscriber, for its whole life.
 pub(crate) async fn consume<T, F, Fut>(sub: Arc<Subscriber>, handler: F, node: Weak<Node>)
 where
     T: EventSet,
@@ -406,6 +502,19 @@ where
     }
 }
 
+/// Lets a sender that reserved a place but has not pushed yet run, after `passes` passes
+/// found nothing to take (it may have been preempted between the two steps).
+async fn wait_for_reserved(passes: &mut u32) {
+    *passes += 1;
+    if *passes >= SPIN_ON_RESERVED {
+        *passes = 0;
+        std::thread::yield_now();
+        tokio::task::yield_now().await;
+    } else {
+        std::hint::spin_loop();
+    }
+}
+
 async fn consume_serial<T, F, Fut>(sub: &Subscriber, handler: &F, node: &Weak<Node>)
 where
     T: EventSet,
@@ -413,18 +522,25 @@ where
     Fut: Future,
     Fut::Output: HandlerOutcome,
 {
+    let mut finished = Finished { sub, held: 0 };
+    let mut empty_passes = 0u32;
     loop {
-        sub.consumer.running.store(true, SeqCst);
         let started = Instant::now();
         let mut since_yield = 0u32;
-        while let Some(event) = sub.take() {
+        let mut taken = 0u32;
+        while let Some(event) = sub.queue.pop() {
+            taken += 1;
             sub.consumer.in_handler.store(1, Relaxed);
             let failure = call::<T, F, Fut>(handler, event).await;
             sub.consumer.in_handler.store(0, Relaxed);
-            sub.consumer.delivered.fetch_add(1, Relaxed);
+            bump(&sub.consumer.delivered, 1);
+            finished.held += 1;
             if let Some((info, event_type, event_id)) = failure {
-                sub.consumer.failed.fetch_add(1, Relaxed);
+                bump(&sub.consumer.failed, 1);
                 report_failure(node, sub, info, event_type, event_id);
+            }
+            if finished.held == sub.release_every {
+                finished.release();
             }
             since_yield += 1;
             if since_yield == YIELD_EVERY {
@@ -432,15 +548,33 @@ where
                 tokio::task::yield_now().await;
             }
         }
-        sub.consumer
-            .handler_nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+        if taken > 0 {
+            empty_passes = 0;
+            bump(
+                &sub.consumer.handler_nanos,
+                started.elapsed().as_nanos() as u64,
+            );
+        }
+        // Places are given back only once the queue stays dry: giving them back on
+        // every dry spell would pull the count's cache line from the sender each time.
+        if sub.spin_for_work() {
+            continue;
+        }
+        if finished.release() > 0 {
+            // More was reserved: queued already, or about to be.
+            if taken == 0 {
+                wait_for_reserved(&mut empty_passes).await;
+            }
+            continue;
+        }
         match sub.park_or_exit() {
             ParkDecision::Work => continue,
             ParkDecision::Exit => return,
-            ParkDecision::Park => sub.wake.notified().await,
+            ParkDecision::Park => {
+                sub.wake.notified().await;
+                sub.clear_idle();
+            }
         }
-        sub.consumer_idle.store(false, SeqCst);
     }
 }
 
@@ -453,48 +587,68 @@ where
 {
     let limit = sub.options.concurrency;
     let mut running = FuturesUnordered::new();
+    let mut empty_passes = 0u32;
     let finished = |failure: Option<(ErrorInfo, &'static str, Uuid)>, elapsed: Duration| {
-        sub.consumer.in_handler.fetch_sub(1, Relaxed);
-        sub.consumer.delivered.fetch_add(1, Relaxed);
-        sub.consumer
-            .handler_nanos
-            .fetch_add(elapsed.as_nanos() as u64, Relaxed);
+        sub.consumer.in_handler.store(
+            sub.consumer.in_handler.load(Relaxed).saturating_sub(1),
+            Relaxed,
+        );
+        bump(&sub.consumer.delivered, 1);
+        bump(&sub.consumer.handler_nanos, elapsed.as_nanos() as u64);
         if let Some((info, event_type, event_id)) = failure {
-            sub.consumer.failed.fetch_add(1, Relaxed);
+            bump(&sub.consumer.failed, 1);
             report_failure(node, sub, info, event_type, event_id);
         }
+        sub.release(1);
     };
     loop {
-        sub.consumer.running.store(true, SeqCst);
+        let mut taken = 0u32;
         while running.len() < limit {
-            let Some(event) = sub.take() else { break };
-            sub.consumer.in_handler.fetch_add(1, Relaxed);
+            let Some(event) = sub.queue.pop() else { break };
+            taken += 1;
+            sub.consumer
+                .in_handler
+                .store(sub.consumer.in_handler.load(Relaxed) + 1, Relaxed);
             running.push(async move {
                 let started = Instant::now();
                 let failure = call::<T, F, Fut>(handler, event).await;
                 (failure, started.elapsed())
             });
         }
+        if taken > 0 {
+            empty_passes = 0;
+        }
         if running.is_empty() {
-            match sub.park_or_exit() {
-                ParkDecision::Work => continue,
-                ParkDecision::Exit => return,
-                ParkDecision::Park => sub.wake.notified().await,
+            if sub.spin_for_work() {
+                continue;
             }
-            sub.consumer_idle.store(false, SeqCst);
+            match sub.park_or_exit() {
+                ParkDecision::Work => {
+                    if taken == 0 {
+                        wait_for_reserved(&mut empty_passes).await;
+                    }
+                    continue;
+                }
+                ParkDecision::Exit => return,
+                ParkDecision::Park => {
+                    sub.wake.notified().await;
+                    sub.clear_idle();
+                }
+            }
             continue;
         }
         if running.len() < limit {
-            // Room for more: wait for a completion or for new work.
-            sub.consumer_idle.store(true, SeqCst);
-            fence(SeqCst);
-            if sub.queue.is_empty() {
+            // Room for more: wait for a completion or for new work. The handlers
+            // running hold their places in the count.
+            if sub.try_idle(running.len()) {
                 tokio::select! {
                     Some((failure, elapsed)) = running.next() => finished(failure, elapsed),
                     _ = sub.wake.notified() => {}
                 }
+                sub.clear_idle();
+            } else if taken == 0 {
+                wait_for_reserved(&mut empty_passes).await;
             }
-            sub.consumer_idle.store(false, SeqCst);
         } else if let Some((failure, elapsed)) = running.next().await {
             finished(failure, elapsed);
         }

@@ -917,6 +917,72 @@ async fn shutdown_deadline_cancels_and_reports_what_was_lost() {
     assert_eq!(report.cancelled, 10, "9 queued + 1 running");
 }
 
+/// A consumer cancelled at the deadline in the middle of a batch (it has handled some
+/// deliveries it has not yet reported to the queue's count) still accounts for every
+/// accepted delivery exactly once: delivered or cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_deadline_mid_batch_accounts_for_every_delivery() {
+    for concurrency in [1, 3] {
+        let bus = bus();
+        let handled = Arc::new(AtomicUsize::new(0));
+        let h = handled.clone();
+        bus.subscribe_with(
+            "stalls-at-45",
+            SubscribeOptions::new().concurrency(concurrency),
+            move |e: Arc<Ping>| {
+                let h = h.clone();
+                async move {
+                    if e.n >= 45 {
+                        std::future::pending::<()>().await;
+                    }
+                    h.fetch_add(1, Ordering::SeqCst);
+                }
+            },
+        )
+        .unwrap();
+        for n in 0..100 {
+            bus.send(ping(n)).unwrap();
+        }
+        while handled.load(Ordering::SeqCst) < 45 {
+            tokio::task::yield_now().await;
+        }
+        let report = bus.shutdown(Duration::from_millis(50)).await;
+        assert!(report.timed_out);
+        assert_eq!(report.delivered, 45, "concurrency {concurrency}");
+        assert_eq!(report.cancelled, 55, "concurrency {concurrency}");
+    }
+}
+
+/// The queue bound counts every accepted delivery not yet finished, the running one
+/// included: with a stalled handler and capacity 8, the ninth send is refused.
+#[tokio::test]
+async fn capacity_counts_the_running_delivery() {
+    let bus = bus();
+    let (gate, handle) = stalled(
+        &bus,
+        SubscribeOptions::new().capacity(8).overflow(Overflow::Error),
+    );
+    for n in 0..8 {
+        bus.send(ping(n)).unwrap();
+    }
+    assert!(matches!(bus.send(ping(8)), Err(BusError::Full { .. })));
+    // Let the handler take the first delivery: it still holds its place while running.
+    tokio::task::yield_now().await;
+    assert!(matches!(bus.send(ping(9)), Err(BusError::Full { .. })));
+    // Once deliveries finish, places come back.
+    gate.notify_one();
+    let mut accepted = false;
+    for _ in 0..1000 {
+        if bus.send(ping(10)).is_ok() {
+            accepted = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(accepted, "a place came back after the handler finished");
+    drop(handle);
+}
+
 // ---- overflow ------------------------------------------------------------------------------
 
 /// A subscriber whose handler blocks until the gate opens.
