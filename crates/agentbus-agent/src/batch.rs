@@ -338,7 +338,8 @@ async fn start_call(
         tool_name: record.call.name.clone(),
         arguments: Some(record.call.arguments.clone()),
         tool_call_id: Some(record.call.id.clone()),
-    }));
+    }))
+    .await;
 
     let Some(tool) = inner.tool(&record.call.name).cloned() else {
         let mut available: Vec<&str> = inner.tools.iter().map(|t| t.name()).collect();
@@ -423,7 +424,8 @@ async fn finish_call(out: &mut Emitter, record: &mut CallRecord, result: ToolRes
         error: error.as_ref().map(ToString::to_string),
         tool_call_id: Some(record.call.id.clone()),
         execution_time_ms: Some(execution_time_ms),
-    }));
+    }))
+    .await;
     let content = match &error {
         None => result_text(&value),
         Some(error) => format!("error: {error}"),

@@ -38,7 +38,7 @@ pub use agent::{
 pub use combinators::{ReactStreamExt, events_only, filter_events, observe, responses_only};
 pub use emitter::{EmitError, ToolEventEmitter};
 pub use fork::{SubAgentArgs, SubAgentTool};
-pub use publish::{EventSink, Publisher};
+pub use publish::{EventSink, PublishFuture, Publisher};
 pub use tool::{
     FunctionTool, Tool, ToolContext, ToolError, ToolFuture, ToolResult, parameters_schema,
     parse_arguments, result_text,

@@ -1,20 +1,45 @@
 //! [`Publisher`]: where an agent sends the bus events its work implies.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use agentbus::{BusError, EventManager};
 use agentbus_events::DynEvent;
 
+/// A boxed future returned by [`EventSink::publish_async`].
+pub type PublishFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
 /// Somewhere events go: the bus, or any sink a user plugs in.
 ///
-/// `publish` is called on the agent's task for every event, in order; it must not block
-/// (the agent's stream must not stall because a sink is slow). The bus's `send`
-/// satisfies this: it never blocks and applies each subscriber's bounded-queue policy.
+/// The agent's run loop calls `publish_async` on its task for every event, in order, and
+/// awaits it: a sink that applies backpressure (the bus, for a subscriber with the
+/// `Block` policy such as the store) slows the run instead of losing events. Synchronous
+/// callers (`Agent::finish`) use `publish`, which must not block.
 pub trait EventSink: Send + Sync + 'static {
-    /// Hands one event to the sink. Failures are the sink's to report (log, count); the
-    /// agent does not stop because a sink failed.
+    /// Hands one event to the sink without waiting. Failures are the sink's to report
+    /// (log, count); the agent does not stop because a sink failed.
     fn publish(&self, event: Box<dyn DynEvent>);
+
+    /// Hands one event to the sink from async code, waiting while the sink asks to
+    /// (backpressure). The default calls [`publish`](Self::publish) and does not wait
+    /// (its future is zero-sized: no allocation).
+    fn publish_async(&self, event: Box<dyn DynEvent>) -> PublishFuture<'_> {
+        self.publish(event);
+        Box::pin(Done)
+    }
+}
+
+/// A future that is already complete; zero-sized, so boxing it does not allocate.
+struct Done;
+
+impl Future for Done {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::task::Poll::Ready(())
+    }
 }
 
 /// A cheap, cloneable handle on an [`EventSink`].
@@ -44,11 +69,14 @@ impl Publisher {
         }
     }
 
-    /// A publisher sending to `bus` with [`EventManager::send_dyn`], which never waits
-    /// inside an async task: a subscriber whose bounded queue is full applies its own
-    /// overflow policy (drop-oldest with a lag event, or refusal), and the agent's stream
-    /// goes on. Refusals (a full `Block`/`Error` subscriber, a shut-down bus) are logged at
-    /// debug level and counted in [`refused`](Self::refused).
+    /// A publisher sending to `bus`. The run loop publishes with
+    /// [`EventManager::send_dyn_async`]: a subscriber with the `Block` policy whose queue
+    /// is full (a store that fell behind) makes the run wait for room, so it loses
+    /// nothing; `DropOldest` subscribers never slow the run. Synchronous publishes use
+    /// [`EventManager::send_dyn`], which never waits. Refusals (a full `Error`
+    /// subscriber, a full `Block` one on the synchronous path or from its own handler, a
+    /// shut-down bus) are logged at debug level and counted in
+    /// [`refused`](Self::refused).
     pub fn bus(bus: EventManager) -> Self {
         let refused = Arc::new(AtomicU64::new(0));
         let sink = BusSink {
@@ -67,9 +95,14 @@ impl Publisher {
         self.refused.load(Ordering::Relaxed)
     }
 
-    /// Publishes one event.
+    /// Publishes one event without waiting.
     pub fn publish(&self, event: Box<dyn DynEvent>) {
         self.sink.publish(event);
+    }
+
+    /// Publishes one event, waiting while the sink applies backpressure.
+    pub async fn publish_async(&self, event: Box<dyn DynEvent>) {
+        self.sink.publish_async(event).await;
     }
 }
 
@@ -88,16 +121,30 @@ struct BusSink {
     refused: Arc<AtomicU64>,
 }
 
+impl BusSink {
+    fn refused(&self, error: BusError) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        match error {
+            BusError::Full { .. } | BusError::Shutdown => {
+                tracing::debug!(%error, "bus refused an agent event");
+            }
+            other => tracing::warn!(error = %other, "bus refused an agent event"),
+        }
+    }
+}
+
 impl EventSink for BusSink {
     fn publish(&self, event: Box<dyn DynEvent>) {
         if let Err(error) = self.bus.send_dyn(event) {
-            self.refused.fetch_add(1, Ordering::Relaxed);
-            match error {
-                BusError::Full { .. } | BusError::Shutdown => {
-                    tracing::debug!(%error, "bus refused an agent event");
-                }
-                other => tracing::warn!(error = %other, "bus refused an agent event"),
-            }
+            self.refused(error);
         }
+    }
+
+    fn publish_async(&self, event: Box<dyn DynEvent>) -> PublishFuture<'_> {
+        Box::pin(async move {
+            if let Err(error) = self.bus.send_dyn_async(event).await {
+                self.refused(error);
+            }
+        })
     }
 }

@@ -106,7 +106,7 @@ impl Emitter {
         event.meta_mut().session_id = Some(self.session_id.clone());
         *event.origin_mut() = origin.clone();
         if let Some(publisher) = &self.publisher {
-            publisher.publish(event.clone().into_dyn());
+            publisher.publish_async(event.clone().into_dyn()).await;
         }
         self.yielder
             .put(ReactOutput::Event(EventYield { event, origin }))
@@ -128,7 +128,7 @@ impl Emitter {
         event.meta_mut().session_id = Some(self.session_id.clone());
         *event.origin_mut() = origin.clone();
         if let Some(publisher) = &self.publisher {
-            publisher.publish(event.clone().into_dyn());
+            publisher.publish_async(event.clone().into_dyn()).await;
         }
         self.yielder
             .put(ReactOutput::Event(EventYield { event, origin }))
@@ -142,9 +142,9 @@ impl Emitter {
     }
 
     /// Publishes a bus-only event (Vision Agents' lifecycle and tool events).
-    pub(crate) fn publish_only(&self, event: Box<dyn agentbus_events::DynEvent>) {
+    pub(crate) async fn publish_only(&self, event: Box<dyn agentbus_events::DynEvent>) {
         if let Some(publisher) = &self.publisher {
-            publisher.publish(event);
+            publisher.publish_async(event).await;
         }
     }
 
@@ -236,7 +236,8 @@ pub(crate) async fn run(
     };
 
     let tool_names: Vec<String> = inner.definitions.iter().map(|d| d.name.clone()).collect();
-    out.publish_only(Box::new(AgentTurnStartedEvent { meta: out.meta() }));
+    out.publish_only(Box::new(AgentTurnStartedEvent { meta: out.meta() }))
+        .await;
     out.emit(ReactStartEvent {
         meta: EventMeta::new(),
         origin: EventOrigin::default(),
@@ -405,7 +406,8 @@ pub(crate) async fn run(
     out.publish_only(Box::new(AgentTurnEndedEvent {
         meta: out.meta(),
         interrupted,
-    }));
+    }))
+    .await;
 }
 
 impl Emitter {

@@ -1174,3 +1174,40 @@ async fn a_real_bus_receives_every_event_in_order() {
     );
     bus.shutdown(Duration::from_secs(1)).await;
 }
+
+/// A slow subscriber with the `Block` policy and a tiny queue (a store that fell behind)
+/// slows the run down instead of losing its events: the run waits for room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_blocking_subscriber_gets_every_event_of_the_run() {
+    let bus = agentbus::EventManager::new();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = seen.clone();
+    bus.subscribe_with(
+        "slow-store",
+        agentbus::SubscribeOptions::new()
+            .capacity(2)
+            .overflow(agentbus::Overflow::Block),
+        move |event: Arc<dyn DynEvent>| {
+            let sink = sink.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                sink.lock().unwrap().push(event.event_type().to_owned());
+            }
+        },
+    )
+    .unwrap();
+    let publisher = agentbus_agent::Publisher::bus(bus.clone());
+    let agent = Agent::builder(ScriptedTurns::new("scripted", calc_turns()))
+        .tool(calculator())
+        .publisher(publisher.clone())
+        .build();
+    let outputs = collect(agent.run("go")).await;
+    bus.wait(Duration::from_secs(5)).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(publisher.refused(), 0, "no event was refused");
+    let react = seen.iter().filter(|t| t.starts_with("react.")).count();
+    assert_eq!(react, events(&outputs).len());
+    // Two lifecycle events and two tool events beside the ReAct ones.
+    assert_eq!(seen.len(), react + 4);
+    bus.shutdown(Duration::from_secs(1)).await;
+}

@@ -725,17 +725,43 @@ impl EventManager {
     /// full queue gets [`BusError::Full`] instead of deadlocking; other policies behave as
     /// in [`send`](Self::send).
     pub async fn send_async<E: Event>(&self, mut event: E) -> Result<u64, BusError> {
+        self.send_erased_async(TypeId::of::<E>(), E::TYPE, move |seq| {
+            event.meta_mut().seq = Some(seq);
+            Arc::new(event)
+        })
+        .await
+    }
+
+    /// Sends a type-erased event with backpressure. Same contract as
+    /// [`send_async`](Self::send_async); the async counterpart of
+    /// [`send_dyn`](Self::send_dyn).
+    pub async fn send_dyn_async(&self, mut event: Box<dyn DynEvent>) -> Result<u64, BusError> {
+        let type_id = event.as_any().type_id();
+        let event_type = event.event_type();
+        self.send_erased_async(type_id, event_type, move |seq| {
+            event.meta_mut().seq = Some(seq);
+            Arc::from(event)
+        })
+        .await
+    }
+
+    /// The body of the async sends: `stamp` puts the `seq` on the event and shares it.
+    async fn send_erased_async(
+        &self,
+        type_id: TypeId,
+        event_type: &'static str,
+        stamp: impl FnOnce(u64) -> Arc<dyn DynEvent>,
+    ) -> Result<u64, BusError> {
         let core = self.node.core.load_full();
         let _guard = SendGuard::enter(&core, &self.node)?;
         let routes = core.routes.load_full();
-        let dest = routes.destination(TypeId::of::<E>(), E::TYPE);
-        core.check_registered(&dest, E::TYPE)?;
+        let dest = routes.destination(type_id, event_type);
+        core.check_registered(&dest, event_type)?;
         let seq = core.hot.seq.fetch_add(1, Relaxed);
-        event.meta_mut().seq = Some(seq);
         if !dest.silent {
-            tracing::trace!(event_type = E::TYPE, seq, "send");
+            tracing::trace!(event_type, seq, "send");
         }
-        let event: Arc<dyn DynEvent> = Arc::new(event);
+        let event = stamp(seq);
         let me = current_subscriber();
         let mut first_error = None;
         for (sub, mut event) in per_subscriber(dest.subs, event) {

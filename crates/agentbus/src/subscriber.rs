@@ -357,7 +357,7 @@ impl Subscriber {
     /// sender reserved one since); false when there is new work.
     fn try_idle(&self, held: usize) -> bool {
         self.state
-            .compare_exchange(held * ONE, held * ONE | IDLE, AcqRel, Acquire)
+            .compare_exchange(held * ONE, (held * ONE) | IDLE, AcqRel, Acquire)
             .is_ok()
     }
 

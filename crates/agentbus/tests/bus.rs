@@ -960,7 +960,9 @@ async fn capacity_counts_the_running_delivery() {
     let bus = bus();
     let (gate, handle) = stalled(
         &bus,
-        SubscribeOptions::new().capacity(8).overflow(Overflow::Error),
+        SubscribeOptions::new()
+            .capacity(8)
+            .overflow(Overflow::Error),
     );
     for n in 0..8 {
         bus.send(ping(n)).unwrap();
