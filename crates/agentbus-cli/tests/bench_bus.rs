@@ -41,6 +41,13 @@ fn bench_bus_json_has_every_figure_for_us_and_the_baseline() {
         // At least the event (it is queued) and not absurd.
         assert!((100.0..10_000.0).contains(&bytes), "{side}: {bytes}");
     }
+    let spinning = &report["agentbus"]["latency_us_spinning"];
+    let (p50, p99) = (
+        spinning["p50"].as_f64().unwrap(),
+        spinning["p99"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99, "spinning: {spinning}");
+    assert!(report["targets"]["p99_at_most_50us_spinning"].is_boolean());
     assert!(
         report["ratio_vs_mpsc"]["calls_per_s"]["1"]
             .as_f64()
@@ -77,6 +84,7 @@ fn bench_bus_prints_a_table_by_default() {
         "calls_per_s N=1",
         "calls_per_s N=100",
         "latency_us p99",
+        "latency_us spinning",
         "bytes_per_pending",
         "tokio mpsc",
     ] {

@@ -72,7 +72,7 @@ mod wait;
 pub use error::BusError;
 pub use handler::HandlerOutcome;
 pub use manager::{EventManager, EventManagerBuilder, SubscriptionHandle};
-pub use options::{DEFAULT_CAPACITY, Overflow, Registration, SubscribeOptions};
+pub use options::{DEFAULT_CAPACITY, DEFAULT_SPIN, Overflow, Registration, SubscribeOptions};
 pub use stats::{BusStats, ShutdownReport, SubscriberStats};
 pub use target::{EventSet, downcast_arc};
 

@@ -46,12 +46,9 @@ const YIELD_EVERY: u32 = 1024;
 /// the count never over-states their backlog by more than that.
 const RELEASE_EVERY: usize = 32;
 
-/// Checks for new work before the consumer parks: a sender that is about to send again
-/// is then picked up without a wake-up (a futex call on the sender's side).
-const SPIN_BEFORE_PARK: u32 = 512;
-
-/// Spins between two looks at the count while waiting to park.
-const SPINS_PER_LOOK: u32 = 32;
+/// Pauses (`spin_loop`, about 30 ns each here) between two looks at the queue while a
+/// consumer spins before parking.
+const PAUSES_PER_LOOK: u32 = 32;
 
 /// Passes that found the count above what the consumer holds but nothing in the queue
 /// (a sender between its reservation and its push) before the consumer yields its
@@ -367,18 +364,28 @@ impl Subscriber {
         self.state.fetch_and(!IDLE, AcqRel);
     }
 
-    /// With the queue found empty: spins a little, looking at the queue now and then,
+    /// With the queue found empty: keeps polling it for up to the subscriber's `spin`,
     /// in case the sender is about to send again (then no wake-up is needed). True when
     /// work arrived.
     fn spin_for_work(&self) -> bool {
-        // Each look pulls a cache line the sender writes away from it, so look rarely.
-        for spin in 0..SPIN_BEFORE_PARK {
-            if spin % SPINS_PER_LOOK == 0 && !self.queue.is_empty() {
+        let spin = self.options.spin;
+        if spin.is_zero() {
+            return false;
+        }
+        let started = Instant::now();
+        loop {
+            // Each look pulls a cache line the sender writes away from it, so look only
+            // every few pauses.
+            for _ in 0..PAUSES_PER_LOOK {
+                std::hint::spin_loop();
+            }
+            if !self.queue.is_empty() {
                 return true;
             }
-            std::hint::spin_loop();
+            if started.elapsed() >= spin {
+                return false;
+            }
         }
-        false
     }
 
     /// With the queue found empty and every finished place given back: signals

@@ -985,6 +985,45 @@ async fn capacity_counts_the_running_delivery() {
     drop(handle);
 }
 
+/// Whatever the consumer's spin before parking (none, the default, longer than the gaps
+/// between sends), every event from a thread that sends in bursts and pauses arrives,
+/// in order: parking and waking never lose one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_spin_setting_delivers_everything_in_order() {
+    for spin in [
+        Duration::ZERO,
+        agentbus::DEFAULT_SPIN,
+        Duration::from_millis(2),
+    ] {
+        let bus = bus();
+        let got = Log::default();
+        let g = got.clone();
+        bus.subscribe_with(
+            "h",
+            SubscribeOptions::new().spin(spin),
+            move |e: Arc<Ping>| {
+                let g = g.clone();
+                async move { g.push(e.n) }
+            },
+        )
+        .unwrap();
+        let sender = bus.clone();
+        std::thread::spawn(move || {
+            for n in 0..20_000u64 {
+                sender.send(ping(n)).unwrap();
+                if n % 997 == 0 {
+                    std::thread::sleep(Duration::from_micros(300));
+                }
+            }
+        })
+        .join()
+        .unwrap();
+        bus.wait(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(got.get(), (0..20_000).collect::<Vec<_>>(), "spin {spin:?}");
+        bus.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
 // ---- overflow ------------------------------------------------------------------------------
 
 /// A subscriber whose handler blocks until the gate opens.
