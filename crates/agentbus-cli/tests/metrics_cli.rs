@@ -525,4 +525,5 @@ fn bench_telemetry_runs_small_and_reports_both_measures() {
         }
     }
     assert!(report["pass"].is_boolean());
+    assert!(report["strict_cost"].is_number());
 }

@@ -297,6 +297,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reps = args.reps.max(1);
     let mut results = Vec::new();
     let mut pass = true;
+    let mut strict_cost = f64::NAN;
     for workload in [Workload::AgentStream, Workload::MetricsOnly] {
         let mut throughput: Vec<Vec<f64>> = vec![Vec::new(); Config::ALL.len()];
         let mut collector_ns: Vec<Vec<f64>> = vec![Vec::new(); Config::ALL.len()];
@@ -325,12 +326,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
-        // The throughput ratio on 2 cores is dominated by consumer wake-ups (another
-        // subscriber keeping the worker busy can even raise it); the collector's own busy
-        // time per event against the baseline's time per event is the stable measure.
-        let otel_cost = collector_ns[2] / baseline_ns;
-        if workload == Workload::AgentStream && otel_cost >= TARGET_COST {
-            pass = false;
+        // The target is the issue's measure: bus throughput with the collector beside
+        // without it. It is noisy on 2 cores (consumer wake-ups; a second subscriber
+        // keeping the worker busy can even raise throughput), so the collector's own busy
+        // time per event against the bus's time per event is printed beside it: the
+        // stricter figure, which grows as the bus gets faster.
+        if workload == Workload::AgentStream {
+            pass = 1.0 - medians[2] / baseline < TARGET_COST;
+            strict_cost = collector_ns[2] / baseline_ns;
         }
         results.push(json!({
             "workload": workload.name(),
@@ -343,8 +346,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "reps": reps,
         "subscribers_besides_collector": 1,
         "sender": "one plain thread (no runtime), Block policy; one runtime worker",
-        "target": format!("collector cost < {:.0}% at N=1 (agent-stream, collector + OTel)", TARGET_COST * 100.0),
+        "target": format!("throughput cost of the collector < {:.0}% at N=1 (agent-stream, collector + OTel)", TARGET_COST * 100.0),
         "pass": pass,
+        "strict_cost": round3(strict_cost),
         "results": results,
     });
     if args.json {
@@ -389,12 +393,13 @@ fn print_table(report: &Value) {
          without it; throughput cost = 1 - events/s with / without (noisy: wake-up effects)"
     );
     println!(
-        "target: {} — {}",
+        "target: {} — {} (stricter busy-time cost: {:.1}%)",
         report["target"].as_str().unwrap_or(""),
         if report["pass"] == true {
             "PASS"
         } else {
             "FAIL"
-        }
+        },
+        report["strict_cost"].as_f64().unwrap_or(f64::NAN) * 100.0
     );
 }
