@@ -144,13 +144,22 @@ struct SendGuard<'a> {
 }
 
 impl<'a> SendGuard<'a> {
-    fn enter(core: &'a Core, node: &Node) -> Result<Self, BusError> {
+    /// Counts a send in progress, loads the routes, then checks that the node is open:
+    /// in that order. `shutdown` sets the closed flag before it rebuilds the routes
+    /// without its subscribers, so a send that loads the rebuilt routes also sees the flag
+    /// and is refused, instead of being accepted and reaching nobody; a send that loaded
+    /// the old routes is counted, and `shutdown` waits for it before stopping them.
+    fn enter(
+        core: &'a Core,
+        node: &Node,
+    ) -> Result<(Self, arc_swap::Guard<Arc<Routes>>), BusError> {
         core.hot.in_send.fetch_add(1, SeqCst);
+        let guard = Self { core };
+        let routes = core.routes.load();
         if node.closed.load(SeqCst) {
-            core.hot.in_send.fetch_sub(1, SeqCst);
             return Err(BusError::Shutdown);
         }
-        Ok(Self { core })
+        Ok((guard, routes))
     }
 }
 
@@ -638,8 +647,7 @@ impl EventManager {
     /// (nothing sent).
     pub fn send<E: Event>(&self, mut event: E) -> Result<u64, BusError> {
         let core = self.core();
-        let _guard = SendGuard::enter(&core, &self.node)?;
-        let routes = core.routes.load();
+        let (_guard, routes) = SendGuard::enter(&core, &self.node)?;
         let dest = routes.destination(TypeId::of::<E>(), E::TYPE);
         core.check_registered(&dest, E::TYPE)?;
         let seq = core.hot.seq.fetch_add(1, Relaxed);
@@ -668,8 +676,7 @@ impl EventManager {
     /// [`send`](Self::send).
     pub fn send_dyn(&self, mut event: Box<dyn DynEvent>) -> Result<u64, BusError> {
         let core = self.core();
-        let _guard = SendGuard::enter(&core, &self.node)?;
-        let routes = core.routes.load();
+        let (_guard, routes) = SendGuard::enter(&core, &self.node)?;
         let event_type = event.event_type();
         let dest = routes.destination(event.as_any().type_id(), event_type);
         core.check_registered(&dest, event_type)?;
@@ -753,8 +760,9 @@ impl EventManager {
         stamp: impl FnOnce(u64) -> Arc<dyn DynEvent>,
     ) -> Result<u64, BusError> {
         let core = self.node.core.load_full();
-        let _guard = SendGuard::enter(&core, &self.node)?;
-        let routes = core.routes.load_full();
+        let (_guard, routes) = SendGuard::enter(&core, &self.node)?;
+        // Held across awaits: a plain `Arc`, not a borrowed guard.
+        let routes = arc_swap::Guard::into_inner(routes);
         let dest = routes.destination(type_id, event_type);
         core.check_registered(&dest, event_type)?;
         let seq = core.hot.seq.fetch_add(1, Relaxed);
