@@ -9,10 +9,10 @@
 //!   A sender reserves its place with one `fetch_add` before pushing; that add is also
 //!   the capacity check. The consumer gives places back in batches (every
 //!   [`RELEASE_EVERY`] handled deliveries or 1/16 of the capacity, whichever is
-//!   smaller, and whenever the queue runs dry), so in a
-//!   burst the word stays in the sender's cache instead of bouncing between cores on
-//!   every event. The count therefore over-states the backlog by less than one batch:
-//!   the bound is conservative, never exceeded.
+//!   smaller, and whenever the queue stays empty through its spin), so in a burst the
+//!   word stays in the sender's cache instead of bouncing between cores on every
+//!   event. The count therefore over-states the backlog by less than one batch: the
+//!   bound is conservative, never exceeded.
 //! - the **idle** bit: the consumer parks only by turning "count = what I hold" into
 //!   "same count, idle" with one compare-and-swap, so no reservation can slip past it;
 //!   the sender whose `fetch_add` sees the bit clears it and wakes the consumer. A burst
