@@ -646,17 +646,10 @@ impl EventManager {
     /// the others did). Strict mode, unregistered type: [`BusError::Unregistered`]
     /// (nothing sent).
     pub fn send<E: Event>(&self, mut event: E) -> Result<u64, BusError> {
-        let core = self.core();
-        let (_guard, routes) = SendGuard::enter(&core, &self.node)?;
-        let dest = routes.destination(TypeId::of::<E>(), E::TYPE);
-        core.check_registered(&dest, E::TYPE)?;
-        let seq = core.hot.seq.fetch_add(1, Relaxed);
-        event.meta_mut().seq = Some(seq);
-        if !dest.silent {
-            tracing::trace!(event_type = E::TYPE, seq, "send");
-        }
-        let event: Arc<dyn DynEvent> = Arc::new(event);
-        self.dispatch_sync(dest.subs, event, seq)
+        self.send_erased(TypeId::of::<E>(), E::TYPE, move |seq| {
+            event.meta_mut().seq = Some(seq);
+            Arc::new(event)
+        })
     }
 
     /// Sends several events in order; returns the `seq` of the last one (0 if there
@@ -675,18 +668,31 @@ impl EventManager {
     /// Sends a type-erased event (e.g. one decoded from JSON). Same contract as
     /// [`send`](Self::send).
     pub fn send_dyn(&self, mut event: Box<dyn DynEvent>) -> Result<u64, BusError> {
+        let type_id = event.as_any().type_id();
+        let event_type = event.event_type();
+        self.send_erased(type_id, event_type, move |seq| {
+            event.meta_mut().seq = Some(seq);
+            Arc::from(event)
+        })
+    }
+
+    /// The body of the synchronous sends: `stamp` puts the `seq` on the event and shares
+    /// it (generic, so it inlines into each caller).
+    fn send_erased(
+        &self,
+        type_id: TypeId,
+        event_type: &'static str,
+        stamp: impl FnOnce(u64) -> Arc<dyn DynEvent>,
+    ) -> Result<u64, BusError> {
         let core = self.core();
         let (_guard, routes) = SendGuard::enter(&core, &self.node)?;
-        let event_type = event.event_type();
-        let dest = routes.destination(event.as_any().type_id(), event_type);
+        let dest = routes.destination(type_id, event_type);
         core.check_registered(&dest, event_type)?;
         let seq = core.hot.seq.fetch_add(1, Relaxed);
-        event.meta_mut().seq = Some(seq);
         if !dest.silent {
             tracing::trace!(event_type, seq, "send");
         }
-        let event: Arc<dyn DynEvent> = Arc::from(event);
-        self.dispatch_sync(dest.subs, event, seq)
+        self.dispatch_sync(dest.subs, stamp(seq), seq)
     }
 
     /// Decodes wire-format JSON through the bus's registry and sends the typed event
@@ -752,7 +758,8 @@ impl EventManager {
         .await
     }
 
-    /// The body of the async sends: `stamp` puts the `seq` on the event and shares it.
+    /// The body of the async sends, as [`send_erased`](Self::send_erased) with
+    /// backpressure.
     async fn send_erased_async(
         &self,
         type_id: TypeId,

@@ -274,14 +274,13 @@ impl Subscriber {
         self.state.load(SeqCst) / ONE
     }
 
-    /// Gives back the places of `n` finished (or lost) deliveries; returns the count
-    /// left. Wakes senders waiting for room.
-    fn release(&self, n: usize) -> usize {
-        let before = self.state.fetch_sub(n * ONE, SeqCst);
+    /// Gives back the places of `n` finished (or lost) deliveries and wakes senders
+    /// waiting for room.
+    fn release(&self, n: usize) {
+        self.state.fetch_sub(n * ONE, SeqCst);
         if self.space_waiters.load(SeqCst) > 0 {
             self.space.notify_waiters();
         }
-        before / ONE - n
     }
 
     /// Stops blocked senders (they give up on this subscriber).
@@ -345,11 +344,6 @@ impl Subscriber {
         }
     }
 
-    /// Whether senders reserved places beyond the `held` the consumer holds.
-    fn has_new_work(&self, held: usize) -> bool {
-        self.state.load(Acquire) / ONE > held
-    }
-
     /// Marks the consumer idle if the count is exactly the `held` places it holds (no
     /// sender reserved one since); false when there is new work.
     fn try_idle(&self, held: usize) -> bool {
@@ -388,21 +382,29 @@ impl Subscriber {
         }
     }
 
-    /// With the queue found empty and every finished place given back: signals
-    /// idleness, then parks, exits (finishing and idle), or goes back to work.
-    fn park_or_exit(&self) -> ParkDecision {
-        if self.has_new_work(0) {
-            return ParkDecision::Work;
+    /// With the queue found empty (after the spin) and every finished place given back:
+    /// signals idleness and parks until a sender wakes it. Returns false when the
+    /// consumer should exit (finishing, and nothing left), true to look for work again.
+    /// `taken` is what the last pass took; a pass that took nothing while places are
+    /// reserved waits for the sender between its reservation and its push.
+    async fn rest(&self, taken: u32, empty_passes: &mut u32) -> bool {
+        if self.queued() > 0 {
+            if taken == 0 {
+                wait_for_reserved(empty_passes).await;
+            }
+            return true;
         }
         wait::notify_idle();
         self.caught_up();
         if !self.try_idle(0) {
-            return ParkDecision::Work;
+            return true;
         }
         if self.finish.load(SeqCst) {
-            return ParkDecision::Exit;
+            return false;
         }
-        ParkDecision::Park
+        self.wake.notified().await;
+        self.clear_idle();
+        true
     }
 }
 
@@ -416,13 +418,6 @@ pub(crate) struct Counters {
     pub handler_time: Duration,
 }
 
-enum ParkDecision {
-    /// New work arrived (or a sender reserved a place and is about to push).
-    Work,
-    Park,
-    Exit,
-}
-
 /// The places of handled deliveries a serial consumer has not given back yet. Dropping
 /// it gives them back, so a consumer task cancelled at shutdown leaves the count exact.
 struct Finished<'a> {
@@ -431,13 +426,11 @@ struct Finished<'a> {
 }
 
 impl Finished<'_> {
-    /// Gives the held places back; returns the count left.
-    fn release(&mut self) -> usize {
+    /// Gives the held places back.
+    fn release(&mut self) {
         let held = std::mem::take(&mut self.held);
-        if held == 0 {
-            self.sub.queued()
-        } else {
-            self.sub.release(held)
+        if held > 0 {
+            self.sub.release(held);
         }
     }
 }
@@ -567,20 +560,9 @@ where
         if sub.spin_for_work() {
             continue;
         }
-        if finished.release() > 0 {
-            // More was reserved: queued already, or about to be.
-            if taken == 0 {
-                wait_for_reserved(&mut empty_passes).await;
-            }
-            continue;
-        }
-        match sub.park_or_exit() {
-            ParkDecision::Work => continue,
-            ParkDecision::Exit => return,
-            ParkDecision::Park => {
-                sub.wake.notified().await;
-                sub.clear_idle();
-            }
+        finished.release();
+        if !sub.rest(taken, &mut empty_passes).await {
+            return;
         }
     }
 }
@@ -626,23 +608,10 @@ where
             empty_passes = 0;
         }
         if running.is_empty() {
-            if sub.spin_for_work() {
+            if sub.spin_for_work() || sub.rest(taken, &mut empty_passes).await {
                 continue;
             }
-            match sub.park_or_exit() {
-                ParkDecision::Work => {
-                    if taken == 0 {
-                        wait_for_reserved(&mut empty_passes).await;
-                    }
-                    continue;
-                }
-                ParkDecision::Exit => return,
-                ParkDecision::Park => {
-                    sub.wake.notified().await;
-                    sub.clear_idle();
-                }
-            }
-            continue;
+            return;
         }
         if running.len() < limit {
             // Room for more: wait for a completion or for new work. The handlers

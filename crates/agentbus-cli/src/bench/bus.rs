@@ -461,12 +461,7 @@ fn measure(args: &Args) -> anyhow::Result<(Figures, Figures)> {
             args.paced_events,
             Some(LATENCY_SPIN),
         )?));
-        let l = latency_mpsc(&rt, args.paced_events)?;
-        lb.push([
-            percentile(&l, 50.0),
-            percentile(&l, 99.0),
-            percentile(&l, 100.0),
-        ]);
+        lb.push(summary(&latency_mpsc(&rt, args.paced_events)?));
     }
     let mut spinning = [0.0; 3];
     for i in 0..3 {
