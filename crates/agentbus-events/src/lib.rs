@@ -20,7 +20,9 @@ mod event;
 mod example;
 mod macros;
 mod meta;
+mod outgoing;
 mod registry;
+mod seq;
 mod text_snapshot;
 
 pub mod catalogue;
@@ -48,7 +50,9 @@ pub mod vlm;
 pub use event::{Domain, DynEvent, Event};
 pub use example::Example;
 pub use meta::{ErrorInfo, EventMeta, Participant, PluginInfo};
+pub use outgoing::Outgoing;
 pub use registry::{EventInfo, Registry, RegistryError};
+pub use seq::Seq;
 pub use wire::{DecodeError, EncodeError, SCHEMA_VERSION};
 
 #[doc(hidden)]

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::Example;
+use crate::{Example, Seq};
 
 /// The base fields of every event (Vision Agents' `BaseEvent`), plus the bus
 /// sequence number.
@@ -20,7 +20,7 @@ pub struct EventMeta {
     /// Position in the order the bus accepted events; stamped by the bus on `send`,
     /// absent on events that never went through a bus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u64>,
+    pub seq: Option<Seq>,
     /// The session (agent run, call, conversation) the event belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
@@ -68,7 +68,7 @@ impl Example for EventMeta {
         Self {
             event_id: Uuid::example(),
             timestamp: DateTime::<Utc>::example(),
-            seq: Some(42),
+            seq: Seq::new(42),
             session_id: Some("session-1".into()),
             participant: Some(Box::new(Participant::example())),
             user_metadata: Some(Box::new(serde_json::json!({"tenant": "acme"}))),
