@@ -63,12 +63,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         model: Some("gpt-4o-mini".into()),
         streaming: true,
         ..Default::default()
-    })?;
+    })
+    .await?;
     for delta in ["Hello", "boom", "!"] {
         bus.send(LLMResponseChunkEvent {
             delta: Some(delta.into()),
             ..Default::default()
-        })?;
+        })
+        .await?;
     }
 
     bus.wait(Duration::from_secs(2)).await?;

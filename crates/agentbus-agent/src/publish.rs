@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use agentbus::{BusError, EventManager};
+use agentbus::{EventManager, SendError, Sent};
 use agentbus_events::DynEvent;
 
 /// A boxed future returned by [`EventSink::publish_async`].
@@ -70,10 +70,10 @@ impl Publisher {
     }
 
     /// A publisher sending to `bus`. The run loop publishes with
-    /// [`EventManager::send_dyn_async`]: a subscriber with the `Block` policy whose queue
-    /// is full (a store that fell behind) makes the run wait for room, so it loses
+    /// [`send(..).await`](EventManager::send): a subscriber with the `Block` policy whose
+    /// queue is full (a store that fell behind) makes the run wait for room, so it loses
     /// nothing; `DropOldest` subscribers never slow the run. Synchronous publishes use
-    /// [`EventManager::send_dyn`], which never waits. Refusals (a full `Error`
+    /// [`EventManager::try_send`], which never waits. Refusals (a full `Error`
     /// subscriber, a full `Block` one on the synchronous path or from its own handler, a
     /// shut-down bus) are logged at debug level and counted in
     /// [`refused`](Self::refused).
@@ -122,29 +122,35 @@ struct BusSink {
 }
 
 impl BusSink {
-    fn refused(&self, error: BusError) {
-        self.refused.fetch_add(1, Ordering::Relaxed);
-        match error {
-            BusError::Full { .. } | BusError::Shutdown => {
-                tracing::debug!(%error, "bus refused an agent event");
+    /// Counts and logs a send that did not reach every subscriber.
+    fn account(&self, result: Result<Sent, SendError>) {
+        match result {
+            Ok(sent) if sent.is_complete() => {}
+            Ok(sent) => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                for refusal in sent.refused() {
+                    tracing::debug!(%refusal, seq = %sent.seq(), "a bus subscriber refused an agent event");
+                }
             }
-            other => tracing::warn!(error = %other, "bus refused an agent event"),
+            Err(error) => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                match error {
+                    SendError::Full { .. } | SendError::Shutdown => {
+                        tracing::debug!(%error, "bus refused an agent event");
+                    }
+                    other => tracing::warn!(error = %other, "bus refused an agent event"),
+                }
+            }
         }
     }
 }
 
 impl EventSink for BusSink {
     fn publish(&self, event: Box<dyn DynEvent>) {
-        if let Err(error) = self.bus.send_dyn(event) {
-            self.refused(error);
-        }
+        self.account(self.bus.try_send(event));
     }
 
     fn publish_async(&self, event: Box<dyn DynEvent>) -> PublishFuture<'_> {
-        Box::pin(async move {
-            if let Err(error) = self.bus.send_dyn_async(event).await {
-                self.refused(error);
-            }
-        })
+        Box::pin(async move { self.account(self.bus.send(event).await) })
     }
 }

@@ -1172,7 +1172,7 @@ async fn a_real_bus_receives_every_event_in_order() {
             "agent.finish"
         ]
     );
-    bus.shutdown(Duration::from_secs(1)).await;
+    let _report = bus.shutdown(Duration::from_secs(1)).await;
 }
 
 /// A slow subscriber with the `Block` policy and a tiny queue (a store that fell behind)
@@ -1209,5 +1209,5 @@ async fn a_slow_blocking_subscriber_gets_every_event_of_the_run() {
     assert_eq!(react, events(&outputs).len());
     // Two lifecycle events and two tool events beside the ReAct ones.
     assert_eq!(seen.len(), react + 4);
-    bus.shutdown(Duration::from_secs(1)).await;
+    let _report = bus.shutdown(Duration::from_secs(1)).await;
 }

@@ -153,7 +153,7 @@ fn record_live(url: &str, events: Vec<Box<dyn DynEvent>>) -> MetricsSummary {
         let writer = store.writer(WriterOptions::default()).unwrap();
         let sink = StoreSink::attach(&bus, writer, SinkOptions::default()).unwrap();
         for event in events {
-            bus.send_dyn(event).unwrap();
+            bus.send(event).await.unwrap();
         }
         bus.wait(Duration::from_secs(10)).await.unwrap();
         sink.close(Duration::from_secs(10)).await.unwrap();

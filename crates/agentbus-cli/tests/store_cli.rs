@@ -38,7 +38,7 @@ impl Drop for TempDir {
 
 fn meta(session: &str, seq: u64, ms: i64) -> EventMeta {
     let mut meta = EventMeta::for_session(session);
-    meta.seq = Some(seq);
+    meta.seq = agentbus_events::Seq::new(seq);
     meta.timestamp = agentbus_store::micros_to_datetime((1_767_225_600_000 + ms) * 1000);
     meta
 }

@@ -2,7 +2,8 @@
 //!
 //! For each call, on the [`EventManager`], all with the same request id and session id:
 //!
-//! - `plugin.llm_request_started` ([`LLMRequestStartedEvent`]) when the call starts;
+//! - `plugin.llm_request_started` ([`LLMRequestStartedEvent`]) when the call starts (the
+//!   stream's first poll);
 //! - every stream event in its bus form (`stream.text_delta`, ..., `stream.finish` /
 //!   `stream.error`), see [`StreamEvent::to_bus_event`];
 //! - `plugin.llm_response_chunk` ([`LLMResponseChunkEvent`]) per text delta, with a
@@ -16,8 +17,11 @@
 //! catalogue: their `item_id` (chunk, completed) carries it, and `user_metadata` carries
 //! `{"request_id": ...}` on those three.
 //!
-//! Publishing never disturbs the stream: a bus that refuses an event (shut down, full) is
-//! logged and the model's events still flow to the caller unchanged.
+//! Events are published with [`send(..).await`](EventManager::send) before the stream
+//! yields the model event they describe: a `Block` subscriber that fell behind (a store)
+//! slows the stream instead of losing events. Publishing never changes the stream: a bus
+//! that refuses an event (shut down, an `Error` subscriber full) is logged and the model's
+//! events still flow to the caller unchanged.
 
 use std::time::Instant;
 
@@ -27,7 +31,7 @@ use agentbus_events::llm::{
     LLMResponseFinalEvent,
 };
 use agentbus_events::stream::StreamEvent;
-use agentbus_events::{DynEvent, Event, EventMeta, PluginInfo};
+use agentbus_events::{EventMeta, Outgoing, PluginInfo};
 use futures::StreamExt;
 
 use crate::model::{ChatModel, ChatStream};
@@ -93,18 +97,27 @@ impl Publisher {
         }
     }
 
-    fn send<E: Event>(&self, event: E) {
-        if let Err(error) = self.bus.send(event) {
-            tracing::debug!(event_type = E::TYPE, %error, "bus refused an LLM event");
-        }
-    }
-
-    fn send_dyn(&self, event: Box<dyn DynEvent>) {
+    /// Sends a typed or type-erased event, waiting for room in `Block` subscribers.
+    async fn send(&self, event: impl Outgoing) {
         let event_type = event.event_type();
-        if let Err(error) = self.bus.send_dyn(event) {
-            tracing::debug!(event_type, %error, "bus refused a stream event");
+        match self.bus.send(event).await {
+            Ok(sent) => {
+                for refusal in sent.refused() {
+                    tracing::debug!(event_type, %refusal, "a bus subscriber refused an LLM event");
+                }
+            }
+            Err(error) => tracing::debug!(event_type, %error, "bus refused an LLM event"),
         }
     }
+}
+
+/// What the instrumented stream carries between two items.
+struct Instrumenting {
+    stream: ChatStream,
+    publisher: Publisher,
+    state: CallState,
+    /// The `plugin.llm_request_started` event, until the first poll publishes it.
+    started: Option<LLMRequestStartedEvent>,
 }
 
 struct CallState {
@@ -137,27 +150,35 @@ impl<M: ChatModel> ChatModel for InstrumentedModel<M> {
             request_id: request_id.clone(),
             plugin: self.plugin.clone(),
         };
-        publisher.send(LLMRequestStartedEvent {
+        let started = LLMRequestStartedEvent {
             meta: publisher.meta(),
             plugin: publisher.plugin.clone(),
             request_id,
             model: Some(model.clone()),
             streaming: true,
-        });
-        let mut state = CallState {
+        };
+        let state = CallState {
             started: Instant::now(),
             chunks: 0,
             ttft_ms: None,
             text: String::new(),
             model,
         };
-        self.inner
-            .stream(request)
-            .map(move |event| {
-                observe(&publisher, &mut state, &event);
-                event
-            })
-            .boxed()
+        let instrumenting = Instrumenting {
+            stream: self.inner.stream(request),
+            publisher,
+            state,
+            started: Some(started),
+        };
+        futures::stream::unfold(instrumenting, |mut st| async move {
+            if let Some(started) = st.started.take() {
+                st.publisher.send(started).await;
+            }
+            let event = st.stream.next().await?;
+            observe(&st.publisher, &mut st.state, &event).await;
+            Some((event, st))
+        })
+        .boxed()
     }
 
     fn name(&self) -> &str {
@@ -173,8 +194,10 @@ fn elapsed_ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-fn observe(publisher: &Publisher, state: &mut CallState, event: &StreamEvent) {
-    publisher.send_dyn(event.to_bus_event(&publisher.request_id, publisher.meta()));
+async fn observe(publisher: &Publisher, state: &mut CallState, event: &StreamEvent) {
+    publisher
+        .send(event.to_bus_event(&publisher.request_id, publisher.meta()))
+        .await;
     match event {
         StreamEvent::TextDelta(delta) => {
             let first = state.chunks == 0;
@@ -182,17 +205,19 @@ fn observe(publisher: &Publisher, state: &mut CallState, event: &StreamEvent) {
                 state.ttft_ms = Some(elapsed_ms(state.started));
             }
             state.text.push_str(&delta.content);
-            publisher.send(LLMResponseChunkEvent {
-                meta: publisher.meta_with_request(),
-                plugin: publisher.plugin.clone(),
-                content_index: None,
-                delta: Some(delta.content.clone()),
-                item_id: Some(publisher.request_id.clone()),
-                output_index: None,
-                sequence_number: Some(state.chunks),
-                is_first_chunk: first,
-                time_to_first_token_ms: if first { state.ttft_ms } else { None },
-            });
+            publisher
+                .send(LLMResponseChunkEvent {
+                    meta: publisher.meta_with_request(),
+                    plugin: publisher.plugin.clone(),
+                    content_index: None,
+                    delta: Some(delta.content.clone()),
+                    item_id: Some(publisher.request_id.clone()),
+                    output_index: None,
+                    sequence_number: Some(state.chunks),
+                    is_first_chunk: first,
+                    time_to_first_token_ms: if first { state.ttft_ms } else { None },
+                })
+                .await;
             state.chunks += 1;
         }
         StreamEvent::Finish(finish) => {
@@ -201,49 +226,55 @@ fn observe(publisher: &Publisher, state: &mut CallState, event: &StreamEvent) {
             } else {
                 finish.model.clone()
             };
-            publisher.send(LLMResponseCompletedEvent {
-                meta: publisher.meta_with_request(),
-                plugin: publisher.plugin.clone(),
-                original: None,
-                text: state.text.clone(),
-                item_id: Some(publisher.request_id.clone()),
-                latency_ms: Some(elapsed_ms(state.started)),
-                time_to_first_token_ms: state.ttft_ms,
-                input_tokens: Some(finish.input_tokens),
-                output_tokens: Some(finish.output_tokens),
-                total_tokens: Some(finish.input_tokens + finish.output_tokens),
-                model: Some(model.clone()),
-            });
-            publisher.send(LLMResponseFinalEvent {
-                meta: publisher.meta_with_request(),
-                plugin: publisher.plugin.clone(),
-                text: std::mem::take(&mut state.text),
-                model: Some(model),
-            });
+            publisher
+                .send(LLMResponseCompletedEvent {
+                    meta: publisher.meta_with_request(),
+                    plugin: publisher.plugin.clone(),
+                    original: None,
+                    text: state.text.clone(),
+                    item_id: Some(publisher.request_id.clone()),
+                    latency_ms: Some(elapsed_ms(state.started)),
+                    time_to_first_token_ms: state.ttft_ms,
+                    input_tokens: Some(finish.input_tokens),
+                    output_tokens: Some(finish.output_tokens),
+                    total_tokens: Some(finish.input_tokens + finish.output_tokens),
+                    model: Some(model.clone()),
+                })
+                .await;
+            publisher
+                .send(LLMResponseFinalEvent {
+                    meta: publisher.meta_with_request(),
+                    plugin: publisher.plugin.clone(),
+                    text: std::mem::take(&mut state.text),
+                    model: Some(model),
+                })
+                .await;
         }
         StreamEvent::Error(error) => {
-            publisher.send(LLMErrorEvent {
-                meta: publisher.meta(),
-                plugin: publisher.plugin.clone(),
-                error: Some(error.to_error_info()),
-                error_code: error
-                    .code
-                    .clone()
-                    .or_else(|| error.status.map(|s| s.to_string()))
-                    .or_else(|| Some(error.kind.as_str().to_owned())),
-                context: Some(format!(
-                    "streaming {} from {} ({} text chunks received)",
-                    state.model,
-                    publisher
-                        .plugin
-                        .plugin_name
-                        .as_deref()
-                        .unwrap_or("provider"),
-                    state.chunks
-                )),
-                request_id: Some(publisher.request_id.clone()),
-                is_recoverable: error.recoverable,
-            });
+            publisher
+                .send(LLMErrorEvent {
+                    meta: publisher.meta(),
+                    plugin: publisher.plugin.clone(),
+                    error: Some(error.to_error_info()),
+                    error_code: error
+                        .code
+                        .clone()
+                        .or_else(|| error.status.map(|s| s.to_string()))
+                        .or_else(|| Some(error.kind.as_str().to_owned())),
+                    context: Some(format!(
+                        "streaming {} from {} ({} text chunks received)",
+                        state.model,
+                        publisher
+                            .plugin
+                            .plugin_name
+                            .as_deref()
+                            .unwrap_or("provider"),
+                        state.chunks
+                    )),
+                    request_id: Some(publisher.request_id.clone()),
+                    is_recoverable: error.recoverable,
+                })
+                .await;
         }
         _ => {}
     }

@@ -121,7 +121,7 @@ impl Recording {
                     {
                         std::thread::sleep(wait);
                     }
-                    if let Err(error) = bus.send_dyn(event) {
+                    if let Err(error) = bus.blocking_send(event) {
                         let _ = done.send(Err(StoreError::Bus(error.to_string())));
                         return;
                     }

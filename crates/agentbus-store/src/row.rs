@@ -125,7 +125,7 @@ impl RowEncoder {
         let keys = extract_keys(&body);
         let meta = event.meta();
         let row = EventRow {
-            bus_seq: meta.seq,
+            bus_seq: meta.seq.map(|seq| seq.get()),
             event_id: meta.event_id.hyphenated().to_string(),
             session_id: meta.session_id.clone(),
             event_type: event.event_type().to_owned(),

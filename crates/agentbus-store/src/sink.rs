@@ -4,9 +4,9 @@
 //! consumer task) and queued to the [`StoreWriter`], which writes batches on its own
 //! thread. The subscription uses the bus's `Block` overflow policy: when the writer falls
 //! behind, its queue and then the subscription's queue fill and senders wait
-//! (`send_async`; the agent's run loop publishes this way) or are told (`send` from
-//! inside a runtime returns `BusError::Full` naming the `agentbus-store` subscriber) —
-//! nothing is dropped silently.
+//! (`send(..).await`, as the agent's run loop publishes, or `blocking_send` on a plain
+//! thread) or are told (`try_send` reports the `agentbus-store` subscriber in
+//! `Sent::refused`) — nothing is dropped silently.
 //!
 //! **Silent types** (marked with `EventManager::silent`) are skipped unless
 //! [`SinkOptions::store_silent`] is set; types listed in [`SinkOptions::skip_types`] are

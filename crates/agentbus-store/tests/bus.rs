@@ -37,7 +37,7 @@ async fn a_bus_session_is_stored_and_replays_identically() {
             .chain(llm_session("live", "r", "m", 0))
         {
             sent.push(event.clone());
-            bus.send_dyn(event).unwrap();
+            bus.send(event).await.unwrap();
         }
         let report = sink.close(WAIT).await.unwrap();
         assert_eq!(report.written, sent.len() as u64, "{backend}");
@@ -84,8 +84,8 @@ async fn a_bus_session_is_stored_and_replays_identically() {
             b.as_object_mut().unwrap().remove("seq");
             assert_eq!(a, b, "{backend}");
         }
-        replay_bus.shutdown(WAIT).await;
-        bus.shutdown(WAIT).await;
+        let _report = replay_bus.shutdown(WAIT).await;
+        let _report = bus.shutdown(WAIT).await;
     }
 }
 
@@ -107,7 +107,7 @@ async fn silent_types_are_skipped_unless_configured() {
         )
         .unwrap();
         for event in llm_session(&session, "r", "m", 0) {
-            bus.send_dyn(event).unwrap();
+            bus.send(event).await.unwrap();
         }
         sink.close(WAIT).await.unwrap();
         let deltas = store
@@ -118,7 +118,7 @@ async fn silent_types_are_skipped_unless_configured() {
             store.events(&EventQuery::session(&session)).unwrap().len(),
             if store_silent { 5 } else { 3 }
         );
-        bus.shutdown(WAIT).await;
+        let _report = bus.shutdown(WAIT).await;
     }
 }
 
@@ -148,19 +148,19 @@ async fn a_burst_larger_than_every_queue_is_stored_whole() {
         for template in &templates {
             let mut event = template.clone();
             event.meta_mut().event_id = uuid::Uuid::new_v4();
-            // send_async waits for room: backpressure instead of loss.
+            // send(..).await waits for room: backpressure instead of loss.
             let event: StreamTextDeltaEvent = StreamTextDeltaEvent {
                 meta: event.meta().clone(),
                 request_id: "r".into(),
                 content: "x".into(),
                 snapshot_len: 1,
             };
-            bus.send_async(event).await.unwrap();
+            bus.send(event).await.unwrap();
             total += 1;
         }
     }
     let report = sink.close(WAIT).await.unwrap();
     assert_eq!(report.written, total);
     assert_eq!(store.count().unwrap(), total);
-    bus.shutdown(WAIT).await;
+    let _report = bus.shutdown(WAIT).await;
 }

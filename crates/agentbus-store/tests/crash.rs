@@ -32,7 +32,7 @@ fn child_process_appending_forever() {
         for template in &templates {
             bus_seq += 1;
             let mut event = template.clone();
-            event.meta_mut().seq = Some(bus_seq);
+            event.meta_mut().seq = agentbus_events::Seq::new(bus_seq);
             event.meta_mut().event_id = uuid::Uuid::new_v4();
             writer.append_blocking(event.as_ref()).unwrap();
         }

@@ -19,7 +19,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use agentbus::{BusError, EventManager, SubscribeOptions, SubscriptionHandle};
+use agentbus::{EventManager, SubscribeError, SubscribeOptions, SubscriptionHandle};
 use agentbus_events::llm::{LLMErrorEvent, LLMRequestStartedEvent, LLMResponseCompletedEvent};
 use agentbus_events::react::{
     LLMCallEndEvent, LLMCallErrorEvent, LLMCallStartEvent, ReactEndEvent, ReactStartEvent,
@@ -295,7 +295,11 @@ impl MetricsCollector {
     /// is silently lost. Recording costs about a microsecond per recorded event and
     /// events of other types are never routed to the collector, so it does not fall
     /// behind a producer in practice (`agentbus bench telemetry` measures it).
-    pub fn attach(&self, bus: &EventManager, name: &str) -> Result<SubscriptionHandle, BusError> {
+    pub fn attach(
+        &self,
+        bus: &EventManager,
+        name: &str,
+    ) -> Result<SubscriptionHandle, SubscribeError> {
         let collector = self.clone();
         bus.subscribe_with(
             name.to_owned(),

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use agentbus::{BusError, EventManager, SubscriptionHandle};
+use agentbus::{EventManager, SubscribeError, SubscriptionHandle};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
@@ -143,7 +143,7 @@ impl Telemetry {
     }
 
     /// Subscribes the collector to `bus`.
-    pub fn attach(&self, bus: &EventManager) -> Result<SubscriptionHandle, BusError> {
+    pub fn attach(&self, bus: &EventManager) -> Result<SubscriptionHandle, SubscribeError> {
         self.collector.attach(bus, "agentbus-telemetry")
     }
 

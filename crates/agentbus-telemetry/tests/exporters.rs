@@ -38,7 +38,7 @@ async fn prometheus_endpoint_exposes_both_sets_while_the_bus_runs() {
     let bus = EventManager::new();
     telemetry.attach(&bus).unwrap();
     for event in common::vision_agents_session() {
-        bus.send_dyn(event).unwrap();
+        bus.send(event).await.unwrap();
     }
     bus.wait(Duration::from_secs(10)).await.unwrap();
     let addr = telemetry.metrics_addr().unwrap();
@@ -75,7 +75,7 @@ async fn prometheus_endpoint_exposes_both_sets_while_the_bus_runs() {
 
     // Scraped again after more events: the endpoint serves live values.
     for event in common::vision_agents_session() {
-        bus.send_dyn(event).unwrap();
+        bus.send(event).await.unwrap();
     }
     bus.wait(Duration::from_secs(10)).await.unwrap();
     let (_, body) = http_get(addr, "/metrics").await;
@@ -179,7 +179,7 @@ async fn otlp_exports_metrics_and_spans_parented_with_the_events_ids() {
     let id_of = |i: usize| *events[i].meta().event_id.as_bytes();
     let (run, llm1, tool, llm2) = (id_of(0), id_of(1), id_of(3), id_of(6));
     for event in events.iter().map(|e| e.clone_box()) {
-        bus.send_dyn(event).unwrap();
+        bus.send(event).await.unwrap();
     }
     bus.wait(Duration::from_secs(10)).await.unwrap();
     telemetry.shutdown().await.unwrap();

@@ -41,7 +41,7 @@ fn setup() -> Setup {
 
 async fn send_all(bus: &EventManager, events: Vec<Box<dyn DynEvent>>) {
     for event in events {
-        bus.send_dyn(event).unwrap();
+        bus.send(event).await.unwrap();
     }
     bus.wait(Duration::from_secs(10)).await.unwrap();
 }

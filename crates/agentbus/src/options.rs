@@ -7,13 +7,12 @@ use std::time::Duration;
 pub enum Overflow {
     /// Backpressure: the sender waits for room.
     ///
-    /// [`EventManager::send_async`](crate::EventManager::send_async) waits (asynchronously)
-    /// until the consumer frees a slot. The non-async
-    /// [`EventManager::send`](crate::EventManager::send) parks the calling thread until
-    /// there is room when that thread is not inside a tokio runtime; inside a runtime it
-    /// must not block a worker, so it returns [`BusError::Full`](crate::BusError::Full)
-    /// for that subscriber instead (the other subscribers still get the event). A handler
-    /// sending to its own full queue also gets `Full` (waiting would deadlock).
+    /// [`send(..).await`](crate::EventManager::send) waits (asynchronously) until the
+    /// consumer frees a slot; [`blocking_send`](crate::EventManager::blocking_send) parks
+    /// its plain thread; [`try_send`](crate::EventManager::try_send) does not wait: this
+    /// subscriber refuses the event (reported in [`Sent::refused`](crate::Sent::refused);
+    /// the other subscribers still get it). A handler sending to its own full queue is
+    /// refused too (waiting would deadlock).
     #[default]
     Block,
     /// Drop the oldest queued delivery to make room. Each drop is counted in the
@@ -21,8 +20,10 @@ pub enum Overflow {
     /// ([`SubscriberLaggedEvent`](agentbus_events::bus::SubscriberLaggedEvent)) is
     /// published once per episode of lag (until the subscriber catches up).
     DropOldest,
-    /// Refuse: `send` returns [`BusError::Full`](crate::BusError::Full) naming the
-    /// subscriber; the other subscribers still get the event.
+    /// Refuse: the send reports this subscriber in
+    /// [`Sent::refused`](crate::Sent::refused); the other subscribers still get the event
+    /// (when every subscriber refuses, the send fails with
+    /// [`SendError::Full`](crate::SendError::Full)).
     Error,
 }
 
@@ -61,7 +62,9 @@ pub struct SubscribeOptions {
     /// (tens of microseconds on a virtual machine). A longer spin trades CPU for latency:
     /// a subscriber whose events arrive more often than once per `spin` never parks, and
     /// keeps one core busy while they do (for a spin to pay, it must outlast the gaps
-    /// between events). Zero parks at once.
+    /// between events). Zero parks at once. On a current-thread runtime the consumer
+    /// never spins: the spin would hold the only thread, so no sender task could send
+    /// during it, and every other task would wait.
     pub spin: Duration,
 }
 
@@ -122,7 +125,8 @@ pub enum Registration {
     /// [`BusStats::unregistered`](crate::BusStats::unregistered) (the default).
     #[default]
     Lenient,
-    /// Sending or subscribing an unregistered type returns
-    /// [`BusError::Unregistered`](crate::BusError::Unregistered).
+    /// Sending or subscribing an unregistered type is refused
+    /// ([`SendError::Unregistered`](crate::SendError::Unregistered),
+    /// [`SubscribeError::Unregistered`](crate::SubscribeError::Unregistered)).
     Strict,
 }

@@ -6,6 +6,7 @@ use crate::Overflow;
 
 /// What one subscriber has done so far.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SubscriberStats {
     /// The subscription's id (unique in the process).
     pub id: u64,
@@ -38,6 +39,7 @@ pub struct SubscriberStats {
 
 /// A snapshot of the bus.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BusStats {
     /// The `seq` the next accepted event will get (so `next_seq - 1` events were accepted
     /// by this bus, counting from 1).
@@ -53,6 +55,8 @@ pub struct BusStats {
 
 /// What `shutdown` achieved.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use = "the report says what was delivered, cancelled or timed out"]
 pub struct ShutdownReport {
     /// Handler calls completed, over all subscribers shut down.
     pub delivered: u64,

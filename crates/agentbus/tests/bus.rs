@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use agentbus::{BusError, EventManager, Overflow, Registration, SubscribeOptions, event_union};
+use agentbus::{
+    BuildError, EventManager, Overflow, RegisterError, Registration, SendError, SendJsonError,
+    SubscribeError, SubscribeOptions, WaitError, event_union,
+};
 use agentbus_events::base::ExceptionEvent;
 use agentbus_events::bus::SubscriberLaggedEvent;
 use agentbus_events::{DynEvent, ErrorInfo, Event, RegistryError, define_event, wire};
@@ -50,12 +53,15 @@ async fn invalid_registration_is_rejected() {
     let bus = bus();
     let err = bus.register::<BadlyNamed>().unwrap_err();
     assert!(
-        matches!(err, BusError::Registry(RegistryError::InvalidType { .. })),
+        matches!(
+            err,
+            RegisterError::Registry(RegistryError::InvalidType { .. })
+        ),
         "{err}"
     );
     let err = bus.register::<PingImpostor>().unwrap_err();
     assert!(
-        matches!(err, BusError::Registry(RegistryError::Conflict { .. })),
+        matches!(err, RegisterError::Registry(RegistryError::Conflict { .. })),
         "{err}"
     );
     assert!(!bus.is_registered("Not A Type!"));
@@ -93,7 +99,7 @@ async fn strict_mode_subscribe_of_unregistered_type_is_an_error() {
     let err = bus.subscribe("h", |_: Arc<Stranger>| async {}).unwrap_err();
     assert_eq!(
         err,
-        BusError::Unregistered {
+        SubscribeError::Unregistered {
             event_type: "test.stranger".into()
         }
     );
@@ -105,15 +111,15 @@ async fn strict_mode_subscribe_of_unregistered_type_is_an_error() {
 async fn strict_mode_send_of_unregistered_type_is_an_error_and_takes_no_seq() {
     let bus = EventManager::builder().strict().build().unwrap();
     bus.register::<Ping>().unwrap();
-    let first = bus.send(ping(1)).unwrap();
-    let err = bus.send(Stranger::default()).unwrap_err();
+    let first = bus.try_send(ping(1)).unwrap().seq();
+    let err = bus.try_send(Stranger::default()).unwrap_err();
     assert_eq!(
         err,
-        BusError::Unregistered {
+        SendError::Unregistered {
             event_type: "test.stranger".into()
         }
     );
-    assert_eq!(bus.send(ping(2)).unwrap(), first + 1);
+    assert_eq!(bus.try_send(ping(2)).unwrap().seq(), first.next().unwrap());
 }
 
 #[tokio::test]
@@ -129,7 +135,7 @@ async fn lenient_mode_delivers_unregistered_types_and_counts_them() {
         async move { g.push(e.n) }
     })
     .unwrap();
-    bus.send(Stranger {
+    bus.try_send(Stranger {
         n: 7,
         ..Default::default()
     })
@@ -152,7 +158,7 @@ async fn typed_handler_gets_events_in_order_with_increasing_seq() {
     })
     .unwrap();
     for n in 0..1000 {
-        bus.send(ping(n)).unwrap();
+        bus.try_send(ping(n)).unwrap();
     }
     bus.wait(WAIT).await.unwrap();
     let got = got.get();
@@ -161,7 +167,7 @@ async fn typed_handler_gets_events_in_order_with_increasing_seq() {
         (0..1000).collect::<Vec<_>>()
     );
     assert!(
-        got.windows(2).all(|w| w[1].1 == w[0].1 + 1),
+        got.windows(2).all(|w| w[1].1.get() == w[0].1.get() + 1),
         "seq increases by one per accepted event"
     );
 }
@@ -181,9 +187,9 @@ async fn union_handler_receives_both_types() {
         }
     })
     .unwrap();
-    bus.send(ping(1)).unwrap();
-    bus.send(pong(2)).unwrap();
-    bus.send(ExceptionEvent::default()).unwrap();
+    bus.try_send(ping(1)).unwrap();
+    bus.try_send(pong(2)).unwrap();
+    bus.try_send(ExceptionEvent::default()).unwrap();
     bus.wait(WAIT).await.unwrap();
     assert_eq!(got.get(), vec!["ping 1".to_owned(), "pong 2".to_owned()]);
 }
@@ -202,14 +208,16 @@ async fn wildcard_receives_every_type_erased_and_serialisable() {
         }
     })
     .unwrap();
-    let s1 = bus.send(ping(1)).unwrap();
-    let s2 = bus.send(pong(2)).unwrap();
+    let s1 = bus.try_send(ping(1)).unwrap().seq();
+    let s2 = bus.try_send(pong(2)).unwrap().seq();
     let s3 = bus
         .send(Stranger {
             n: 3,
             ..Default::default()
         })
-        .unwrap();
+        .await
+        .unwrap()
+        .seq();
     bus.wait(WAIT).await.unwrap();
     let got = got.get();
     assert_eq!(
@@ -242,13 +250,13 @@ async fn overlapping_handlers_accumulate() {
         }
     })
     .unwrap();
-    bus.send(ping(1)).unwrap();
+    bus.try_send(ping(1)).unwrap();
     bus.wait(WAIT).await.unwrap();
     assert_eq!(count.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
-async fn duplicate_subscribe_runs_once() {
+async fn duplicate_subscribe_is_refused_and_runs_once() {
     let bus = bus();
     let count = Arc::new(AtomicUsize::new(0));
     let handler = {
@@ -260,10 +268,16 @@ async fn duplicate_subscribe_runs_once() {
             }
         }
     };
-    let h1 = bus.subscribe("same", handler.clone()).unwrap();
-    let h2 = bus.subscribe("same", handler).unwrap();
-    assert_eq!(h1.id(), h2.id());
-    bus.send(ping(1)).unwrap();
+    bus.subscribe("same", handler.clone()).unwrap();
+    // A second subscription under a taken name is an error (it used to be dropped
+    // silently, returning the first one's handle).
+    assert_eq!(
+        bus.subscribe("same", handler).unwrap_err(),
+        SubscribeError::NameTaken {
+            name: "same".into()
+        }
+    );
+    bus.try_send(ping(1)).unwrap();
     bus.wait(WAIT).await.unwrap();
     assert_eq!(count.load(Ordering::SeqCst), 1);
     assert_eq!(bus.stats().subscribers.len(), 1);
@@ -297,7 +311,7 @@ async fn unsubscribe_stops_delivery_and_dropping_the_handle_does_not() {
         })
         .unwrap();
     drop(handle.clone());
-    bus.send(ping(1)).unwrap();
+    bus.try_send(ping(1)).unwrap();
     bus.wait(WAIT).await.unwrap();
     assert_eq!(
         count.load(Ordering::SeqCst),
@@ -310,7 +324,7 @@ async fn unsubscribe_stops_delivery_and_dropping_the_handle_does_not() {
         !handle.clone().unsubscribe(),
         "second unsubscribe is a no-op"
     );
-    bus.send(ping(2)).unwrap();
+    bus.try_send(ping(2)).unwrap();
     bus.wait(WAIT).await.unwrap();
     assert_eq!(count.load(Ordering::SeqCst), 1);
 }
@@ -338,8 +352,8 @@ async fn silent_types_are_skipped_by_wildcards_that_ask() {
         async move { l.push(e.event_type()) }
     })
     .unwrap();
-    bus.send(ping(1)).unwrap();
-    bus.send(pong(2)).unwrap();
+    bus.try_send(ping(1)).unwrap();
+    bus.try_send(pong(2)).unwrap();
     bus.wait(WAIT).await.unwrap();
     assert_eq!(quiet.get(), vec!["test.pong"]);
     assert_eq!(loud.get(), vec!["test.ping", "test.pong"]);
@@ -356,11 +370,11 @@ async fn decode_and_send_delivers_the_typed_event() {
     })
     .unwrap();
     let json = wire::to_string(&ping(42)).unwrap();
-    bus.decode_and_send(json.as_bytes()).unwrap();
+    bus.try_send_json(json.as_bytes()).unwrap();
     let unknown = json.replace("test.ping", "test.nobody");
     assert!(matches!(
-        bus.decode_and_send(unknown.as_bytes()),
-        Err(BusError::Decode(_))
+        bus.try_send_json(unknown.as_bytes()),
+        Err(SendJsonError::Decode(_))
     ));
     bus.wait(WAIT).await.unwrap();
     assert_eq!(got.get(), vec![42]);
@@ -385,7 +399,7 @@ fn send_works_from_a_thread_without_a_runtime() {
     let sender = bus.clone();
     std::thread::spawn(move || {
         for n in 0..100 {
-            sender.send(ping(n)).unwrap();
+            sender.blocking_send(ping(n)).unwrap();
         }
     })
     .join()
@@ -396,7 +410,7 @@ fn send_works_from_a_thread_without_a_runtime() {
 
 #[test]
 fn new_outside_a_runtime_is_an_error_value() {
-    assert_eq!(EventManager::try_new().unwrap_err(), BusError::NoRuntime);
+    assert_eq!(EventManager::try_new().unwrap_err(), BuildError::NoRuntime);
 }
 
 #[tokio::test]
@@ -407,9 +421,15 @@ async fn invalid_subscription_options_are_rejected() {
         SubscribeOptions::new().capacity(0),
         |_: Arc<Ping>| async {},
     );
-    assert!(matches!(e, Err(BusError::InvalidSubscription { .. })));
+    assert!(matches!(e, Err(SubscribeError::ZeroCapacity { .. })));
+    let e = bus.subscribe_with(
+        "h",
+        SubscribeOptions::new().concurrency(0),
+        |_: Arc<Ping>| async {},
+    );
+    assert!(matches!(e, Err(SubscribeError::ZeroConcurrency { .. })));
     let e = bus.subscribe("", |_: Arc<Ping>| async {});
-    assert!(matches!(e, Err(BusError::InvalidSubscription { .. })));
+    assert!(matches!(e, Err(SubscribeError::EmptyName)));
 }
 
 // ---- ordering and concurrency ------------------------------------------------------------
@@ -437,7 +457,7 @@ async fn order_holds_under_slow_handlers() {
     })
     .unwrap();
     for n in 0..200 {
-        bus.send(ping(n)).unwrap();
+        bus.try_send(ping(n)).unwrap();
     }
     bus.wait(WAIT).await.unwrap();
     assert_eq!(slow.get(), (0..200).collect::<Vec<_>>());
@@ -463,11 +483,11 @@ async fn a_handler_never_runs_concurrently_with_itself() {
     let sender = bus.clone();
     let t = std::thread::spawn(move || {
         for n in 0..500 {
-            sender.send(ping(n)).unwrap();
+            sender.blocking_send(ping(n)).unwrap();
         }
     });
     for n in 0..500 {
-        bus.send(ping(n)).unwrap();
+        bus.try_send(ping(n)).unwrap();
     }
     t.join().unwrap();
     bus.wait(WAIT).await.unwrap();
@@ -494,7 +514,7 @@ async fn concurrency_n_runs_up_to_n_handlers_at_once() {
     )
     .unwrap();
     for n in 0..8 {
-        bus.send(ping(n)).unwrap();
+        bus.try_send(ping(n)).unwrap();
     }
     bus.wait(WAIT).await.unwrap();
     assert_eq!(done.load(Ordering::SeqCst), 8);
@@ -527,9 +547,9 @@ async fn failing_handler_publishes_exception_event_and_the_bus_keeps_going() {
     .unwrap();
     let failing = ping(1);
     let failing_id = failing.meta.event_id;
-    bus.send(ping(0)).unwrap();
-    bus.send(failing).unwrap();
-    bus.send(ping(2)).unwrap();
+    bus.try_send(ping(0)).unwrap();
+    bus.try_send(failing).unwrap();
+    bus.try_send(ping(2)).unwrap();
     bus.wait(WAIT).await.unwrap();
     assert_eq!(ok.get(), vec![0, 2]);
     let exceptions = exceptions.get();
@@ -571,8 +591,8 @@ async fn panicking_handler_publishes_exception_event() {
         }
     })
     .unwrap();
-    bus.send(ping(0)).unwrap();
-    bus.send(ping(1)).unwrap();
+    bus.try_send(ping(0)).unwrap();
+    bus.try_send(ping(1)).unwrap();
     bus.wait(WAIT).await.unwrap();
     assert_eq!(
         exceptions.get(),
@@ -603,7 +623,7 @@ async fn exception_event_recursion_is_bounded() {
         Err::<(), _>("also nope")
     })
     .unwrap();
-    bus.send(ping(1)).unwrap();
+    bus.try_send(ping(1)).unwrap();
     bus.wait(WAIT).await.unwrap();
     // ping (fails -> 1 exception), the exception (fails twice: both suppressed).
     assert_eq!(seen.load(Ordering::SeqCst), 2);
@@ -621,7 +641,7 @@ async fn wait_covers_work_caused_by_handlers() {
         let relay = relay.clone();
         async move {
             tokio::time::sleep(Duration::from_millis(2)).await;
-            relay.send(pong(e.n)).unwrap();
+            relay.try_send(pong(e.n)).unwrap();
         }
     })
     .unwrap();
@@ -635,7 +655,7 @@ async fn wait_covers_work_caused_by_handlers() {
     })
     .unwrap();
     for n in 0..20 {
-        bus.send(ping(n)).unwrap();
+        bus.try_send(ping(n)).unwrap();
     }
     bus.wait(WAIT).await.unwrap();
     assert_eq!(pongs.get(), (0..20).collect::<Vec<_>>());
@@ -651,10 +671,10 @@ async fn wait_timeout_is_an_error_value() {
         async move { g.notified().await }
     })
     .unwrap();
-    bus.send(ping(1)).unwrap();
-    bus.send(ping(2)).unwrap();
+    bus.try_send(ping(1)).unwrap();
+    bus.try_send(ping(2)).unwrap();
     let err = bus.wait(Duration::from_millis(30)).await.unwrap_err();
-    assert!(matches!(err, BusError::Timeout { .. }), "{err}");
+    assert!(matches!(err, WaitError::Timeout { .. }), "{err}");
     gate.notify_one();
     gate.notify_one();
     bus.wait(WAIT).await.unwrap();
@@ -678,15 +698,15 @@ async fn wait_inside_a_handler_neither_deadlocks_nor_times_out() {
     bus.subscribe("waiter", move |e: Arc<Ping>| {
         let (inner, r, p2) = (inner.clone(), r.clone(), p2.clone());
         async move {
-            inner.send(pong(e.n)).unwrap();
+            inner.try_send(pong(e.n)).unwrap();
             // Its own queue (ping 2 behind this one) is not waited for; the pong is.
             let result = inner.wait(Duration::from_secs(5)).await;
             r.push((result, p2.len()));
         }
     })
     .unwrap();
-    bus.send(ping(1)).unwrap();
-    bus.send(ping(2)).unwrap();
+    bus.try_send(ping(1)).unwrap();
+    bus.try_send(ping(2)).unwrap();
     bus.wait(WAIT).await.unwrap();
     assert_eq!(results.get(), vec![(Ok(()), 1), (Ok(()), 2)]);
 }
@@ -703,7 +723,7 @@ async fn two_handlers_waiting_inside_do_not_wait_for_each_other() {
         })
         .unwrap();
     }
-    bus.send(ping(1)).unwrap();
+    bus.try_send(ping(1)).unwrap();
     bus.wait(WAIT).await.unwrap();
     assert_eq!(results.get(), vec![Ok(()), Ok(())]);
 }
@@ -730,8 +750,8 @@ async fn merged_managers_deliver_both_ways() {
         })
         .unwrap();
     root.merge(&child).unwrap();
-    root.send(ping(1)).unwrap();
-    child.send(ping(2)).unwrap();
+    root.try_send(ping(1)).unwrap();
+    child.try_send(ping(2)).unwrap();
     root.wait(WAIT).await.unwrap();
     assert_eq!(at_root.get(), vec![1, 2]);
     assert_eq!(at_child.get(), vec![1, 2]);
@@ -751,7 +771,7 @@ async fn merge_is_transitive() {
     .unwrap();
     child.merge(&grandchild).unwrap();
     root.merge(&child).unwrap();
-    grandchild.send(ping(3)).unwrap();
+    grandchild.try_send(ping(3)).unwrap();
     root.wait(WAIT).await.unwrap();
     assert_eq!(got.get(), vec![3]);
 }
@@ -782,8 +802,8 @@ async fn merge_covers_in_flight_work_in_wait() {
             }
         })
         .unwrap();
-    child.send(ping(1)).unwrap();
-    child.send(ping(2)).unwrap();
+    child.try_send(ping(1)).unwrap();
+    child.try_send(ping(2)).unwrap();
     root.merge(&child).unwrap();
     root.wait(WAIT).await.unwrap();
     assert_eq!(done.load(Ordering::SeqCst), 2);
@@ -796,9 +816,9 @@ async fn shutting_down_the_root_shuts_merged_children() {
     let grandchild = bus();
     child.merge(&grandchild).unwrap();
     root.merge(&child).unwrap();
-    root.shutdown(WAIT).await;
+    let _report = root.shutdown(WAIT).await;
     for m in [&root, &child, &grandchild] {
-        assert_eq!(m.send(ping(1)), Err(BusError::Shutdown));
+        assert_eq!(m.try_send(ping(1)), Err(SendError::Shutdown));
         assert!(m.is_shut_down());
     }
 }
@@ -823,12 +843,12 @@ async fn shutting_down_a_child_detaches_it_and_the_root_keeps_running() {
         })
         .unwrap();
     root.merge(&child).unwrap();
-    root.send(ping(1)).unwrap();
+    root.try_send(ping(1)).unwrap();
     let report = child.shutdown(WAIT).await;
     assert_eq!(report.subscribers.len(), 1);
     assert_eq!(report.subscribers[0].name, "child");
-    assert_eq!(child.send(ping(2)), Err(BusError::Shutdown));
-    root.send(ping(3)).unwrap();
+    assert_eq!(child.try_send(ping(2)), Err(SendError::Shutdown));
+    root.try_send(ping(3)).unwrap();
     root.wait(WAIT).await.unwrap();
     assert_eq!(at_root.get(), vec![1, 3]);
     assert_eq!(at_child.get(), vec![1]);
@@ -848,16 +868,16 @@ async fn shutdown_stops_handlers_and_later_sends_fail() {
         }
     })
     .unwrap();
-    bus.send(ping(1)).unwrap();
+    bus.try_send(ping(1)).unwrap();
     let report = bus.shutdown(WAIT).await;
     assert_eq!(
         (report.delivered, report.cancelled, report.timed_out),
         (1, 0, false)
     );
-    assert_eq!(bus.send(ping(2)), Err(BusError::Shutdown));
+    assert_eq!(bus.try_send(ping(2)), Err(SendError::Shutdown));
     assert_eq!(
         bus.subscribe("late", |_: Arc<Ping>| async {}).unwrap_err(),
-        BusError::Shutdown
+        SubscribeError::Shutdown
     );
     tokio::task::yield_now().await;
     assert_eq!(count.load(Ordering::SeqCst), 1);
@@ -883,9 +903,9 @@ async fn drain_on_shutdown_loses_nothing_accepted() {
     let accepted = std::thread::spawn(move || {
         let mut accepted = Vec::new();
         for n in 0..1_000_000u64 {
-            match sender.send(ping(n)) {
+            match sender.blocking_send(ping(n)) {
                 Ok(_) => accepted.push(n),
-                Err(BusError::Shutdown) => break,
+                Err(SendError::Shutdown) => break,
                 Err(e) => panic!("{e}"),
             }
         }
@@ -908,7 +928,7 @@ async fn shutdown_deadline_cancels_and_reports_what_was_lost() {
     bus.subscribe("stuck", |_: Arc<Ping>| std::future::pending::<()>())
         .unwrap();
     for n in 0..10 {
-        bus.send(ping(n)).unwrap();
+        bus.try_send(ping(n)).unwrap();
     }
     tokio::task::yield_now().await;
     let report = bus.shutdown(Duration::from_millis(20)).await;
@@ -941,7 +961,7 @@ async fn shutdown_deadline_mid_batch_accounts_for_every_delivery() {
         )
         .unwrap();
         for n in 0..100 {
-            bus.send(ping(n)).unwrap();
+            bus.try_send(ping(n)).unwrap();
         }
         while handled.load(Ordering::SeqCst) < 45 {
             tokio::task::yield_now().await;
@@ -965,17 +985,17 @@ async fn capacity_counts_the_running_delivery() {
             .overflow(Overflow::Error),
     );
     for n in 0..8 {
-        bus.send(ping(n)).unwrap();
+        bus.try_send(ping(n)).unwrap();
     }
-    assert!(matches!(bus.send(ping(8)), Err(BusError::Full { .. })));
+    assert!(matches!(bus.try_send(ping(8)), Err(SendError::Full { .. })));
     // Let the handler take the first delivery: it still holds its place while running.
     tokio::task::yield_now().await;
-    assert!(matches!(bus.send(ping(9)), Err(BusError::Full { .. })));
+    assert!(matches!(bus.try_send(ping(9)), Err(SendError::Full { .. })));
     // Once deliveries finish, places come back.
     gate.notify_one();
     let mut accepted = false;
     for _ in 0..1000 {
-        if bus.send(ping(10)).is_ok() {
+        if bus.try_send(ping(10)).is_ok() {
             accepted = true;
             break;
         }
@@ -1010,7 +1030,7 @@ async fn every_spin_setting_delivers_everything_in_order() {
         let sender = bus.clone();
         std::thread::spawn(move || {
             for n in 0..20_000u64 {
-                sender.send(ping(n)).unwrap();
+                sender.blocking_send(ping(n)).unwrap();
                 if n % 997 == 0 {
                     std::thread::sleep(Duration::from_micros(300));
                 }
@@ -1020,7 +1040,7 @@ async fn every_spin_setting_delivers_everything_in_order() {
         .unwrap();
         bus.wait(Duration::from_secs(10)).await.unwrap();
         assert_eq!(got.get(), (0..20_000).collect::<Vec<_>>(), "spin {spin:?}");
-        bus.shutdown(Duration::from_secs(1)).await;
+        let _report = bus.shutdown(Duration::from_secs(1)).await;
     }
 }
 
@@ -1060,7 +1080,7 @@ async fn million_event_burst_with_stalled_drop_oldest_subscriber_stays_bounded()
     );
     let mut max_depth = 0;
     for n in 0..1_000_000u64 {
-        bus.send(ping(n)).unwrap();
+        bus.try_send(ping(n)).unwrap();
         if n % 4096 == 0 {
             max_depth = max_depth.max(handle.stats().queue_depth);
         }
@@ -1092,16 +1112,14 @@ async fn million_event_burst_with_stalled_error_subscriber_stays_bounded() {
     );
     let mut refused = 0u64;
     for n in 0..1_000_000u64 {
-        match bus.send(ping(n)) {
+        // The stalled subscriber is the only one: its refusal means nobody got the
+        // event, an error.
+        match bus.try_send(ping(n)) {
             Ok(_) => {}
-            Err(BusError::Full {
-                subscriber,
-                capacity,
-                policy,
-                ..
-            }) => {
+            Err(SendError::Full { refused: who }) => {
+                assert_eq!(who.len(), 1);
                 assert_eq!(
-                    (subscriber.as_str(), capacity, policy),
+                    (who[0].subscriber.as_str(), who[0].capacity, who[0].policy),
                     ("stalled", 1024, Overflow::Error)
                 );
                 refused += 1;
@@ -1139,7 +1157,7 @@ async fn block_policy_applies_backpressure_to_plain_threads() {
     let max_depth = std::thread::spawn(move || {
         let mut max_depth = 0;
         for n in 0..2000 {
-            sender.send(ping(n)).unwrap();
+            sender.blocking_send(ping(n)).unwrap();
             max_depth = max_depth.max(handle.stats().queue_depth);
         }
         max_depth
@@ -1152,7 +1170,7 @@ async fn block_policy_applies_backpressure_to_plain_threads() {
 }
 
 #[tokio::test]
-async fn block_policy_sync_send_inside_a_runtime_returns_full_instead_of_blocking() {
+async fn block_policy_try_send_reports_the_full_subscriber_instead_of_blocking() {
     let bus = bus();
     let (gate, _handle) = stalled(&bus, SubscribeOptions::new().capacity(2));
     let other = Log::default();
@@ -1164,13 +1182,14 @@ async fn block_policy_sync_send_inside_a_runtime_returns_full_instead_of_blockin
     .unwrap();
     let mut full = 0;
     for n in 0..10 {
-        match bus.send(ping(n)) {
-            Ok(_) => {}
-            Err(BusError::Full {
-                policy: Overflow::Block,
-                ..
-            }) => full += 1,
-            Err(e) => panic!("{e}"),
+        // The other subscriber took it: a partial refusal is an `Ok` naming the full one.
+        let sent = bus.try_send(ping(n)).unwrap();
+        for refusal in sent.refused() {
+            assert_eq!(
+                (refusal.subscriber.as_str(), refusal.policy),
+                ("stalled", Overflow::Block)
+            );
+            full += 1;
         }
     }
     assert!(full >= 7, "{full}");
@@ -1184,7 +1203,7 @@ async fn block_policy_sync_send_inside_a_runtime_returns_full_instead_of_blockin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn send_async_waits_for_room() {
+async fn send_await_waits_for_room() {
     let bus = bus();
     let got = Log::default();
     let g = got.clone();
@@ -1201,7 +1220,7 @@ async fn send_async_waits_for_room() {
     )
     .unwrap();
     for n in 0..500 {
-        bus.send_async(ping(n)).await.unwrap();
+        bus.send(ping(n)).await.unwrap();
     }
     bus.wait(WAIT).await.unwrap();
     assert_eq!(got.get(), (0..500).collect::<Vec<_>>());
@@ -1217,7 +1236,7 @@ async fn stats_count_deliveries_failures_and_time() {
         })
         .unwrap();
     for n in 0..3 {
-        bus.send(ping(n)).unwrap();
+        bus.try_send(ping(n)).unwrap();
     }
     bus.wait(WAIT).await.unwrap();
     let s = h.stats();
@@ -1242,7 +1261,7 @@ async fn handler_error_kinds_name_the_error_type() {
     .unwrap();
     bus.subscribe("h", |_: Arc<Ping>| async { Err::<(), _>(std::fmt::Error) })
         .unwrap();
-    bus.send(ping(1)).unwrap();
+    bus.try_send(ping(1)).unwrap();
     bus.wait(WAIT).await.unwrap();
     assert_eq!(
         got.get(),

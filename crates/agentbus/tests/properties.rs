@@ -58,7 +58,7 @@ proptest! {
         let sender = bus.clone();
         std::thread::spawn(move || {
             for i in 0..n {
-                sender.send(ping(i)).unwrap();
+                sender.blocking_send(ping(i)).unwrap();
             }
         })
         .join()
@@ -67,7 +67,7 @@ proptest! {
         for log in &logs {
             prop_assert_eq!(log.get(), (0..n).collect::<Vec<_>>());
         }
-        rt.block_on(bus.shutdown(Duration::from_secs(5)));
+        let _report = rt.block_on(bus.shutdown(Duration::from_secs(5)));
     }
 
     /// With several senders, nothing is lost and each sender's events stay in its order;
@@ -87,7 +87,7 @@ proptest! {
             let l = l.clone();
             async move {
                 dawdle(delay.wrapping_add(e.n as u8)).await;
-                l.push((e.n, e.meta.seq.unwrap()));
+                l.push((e.n, e.meta.seq.unwrap().get()));
             }
         })
         .unwrap();
@@ -96,7 +96,7 @@ proptest! {
                 let bus = bus.clone();
                 std::thread::spawn(move || {
                     for i in 0..per_sender {
-                        bus.send(ping(s * 1_000_000 + i)).unwrap();
+                        bus.blocking_send(ping(s * 1_000_000 + i)).unwrap();
                     }
                 })
             })

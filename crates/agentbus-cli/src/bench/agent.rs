@@ -311,7 +311,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bus.wait(Duration::from_secs(30))
             .await
             .context("draining the bus")?;
-        bus.shutdown(Duration::from_secs(5)).await;
+        let _report = bus.shutdown(Duration::from_secs(5)).await;
         tracing::debug!(
             delivered = delivered.load(Ordering::Relaxed),
             "bus deliveries"

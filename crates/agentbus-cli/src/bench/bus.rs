@@ -13,6 +13,13 @@
 //!   a paced 10,000 events/s, N=1; then again with the consumer spinning 200 µs before
 //!   parking (`SubscribeOptions::spin`), which removes the operating system's wake-up
 //!   from the path at the cost of a busy core;
+//! - `latency_us_sender_task_current_thread` / `_multi_thread`: the same paced latency
+//!   when the sender is a task on the subscribers' runtime (a current-thread runtime; a
+//!   multi-thread one with two workers), which is what users of an async framework have:
+//!   the task `send(..).await`s, then yields as it would at its next await; the tokio
+//!   mpsc baseline does the same with `tx.send(..).await`. Vision Agents' sender and
+//!   handlers always share one asyncio loop, so its one latency figure is the peer of
+//!   these;
 //! - Vision Agents (`bench/vision_agents_bus.py`, run with `--python`, default `python3`,
 //!   when `import vision_agents` works there): the same figures with at most 100,000
 //!   calls per run and 3 repetitions (it is ~300 times slower), and our ratio to it;
@@ -148,6 +155,9 @@ struct Figures {
     latency_spin_us: Option<[f64; 3]>,
     /// Heap bytes per pending delivery, event included.
     bytes_per_pending: f64,
+    /// Median p50, p99, max latency with the sender a task on the subscribers' runtime:
+    /// current-thread, then multi-thread.
+    latency_in_runtime_us: Option<[[f64; 3]; 2]>,
 }
 
 impl Figures {
@@ -164,6 +174,12 @@ impl Figures {
         });
         if let Some(l) = self.latency_spin_us {
             figures["latency_us_spinning"] = json!({"p50": l[0], "p99": l[1], "max": l[2]});
+        }
+        if let Some([ct, mt]) = self.latency_in_runtime_us {
+            figures["latency_us_sender_task_current_thread"] =
+                json!({"p50": ct[0], "p99": ct[1], "max": ct[2]});
+            figures["latency_us_sender_task_multi_thread"] =
+                json!({"p50": mt[0], "p99": mt[1], "max": mt[2]});
         }
         figures
     }
@@ -230,11 +246,11 @@ fn burst_agentbus(rt: &Runtime, subscribers: usize, calls: u64) -> anyhow::Resul
     let template = Tick::default();
     let start = Instant::now();
     for n in 0..sends {
-        bus.send(tick(&template, n))?;
+        bus.blocking_send(tick(&template, n))?;
     }
     wait_for(&counters, sends * subscribers as u64);
     let elapsed = start.elapsed();
-    rt.block_on(bus.shutdown(Duration::from_secs(5)));
+    let _report = rt.block_on(bus.shutdown(Duration::from_secs(5)));
     Ok((sends * subscribers as u64) as f64 / elapsed.as_secs_f64())
 }
 
@@ -294,12 +310,135 @@ fn latency_agentbus(rt: &Runtime, events: u64, spin: Option<Duration>) -> anyhow
     let template = Tick::default();
     let latencies = paced(
         events,
-        |n| Ok(bus.send(tick(&template, n)).map(drop)?),
+        |n| Ok(bus.blocking_send(tick(&template, n)).map(drop)?),
         &received,
         base,
     )?;
-    rt.block_on(bus.shutdown(Duration::from_secs(5)));
+    let _report = rt.block_on(bus.shutdown(Duration::from_secs(5)));
     Ok(latencies)
+}
+
+/// Sleeps (leaving the core) until shortly before `next`, then yields to the runtime until
+/// `next`: the pacing of a sender task, so that other tasks run in the last stretch.
+async fn pace_task(next: Instant) {
+    let now = Instant::now();
+    if next > now + PACED_SPIN {
+        // Blocks this worker, but only while every other task is idle: the sender
+        // yielded after its last send, so the consumer has already run.
+        std::thread::sleep(next - now - PACED_SPIN);
+    }
+    while Instant::now() < next {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Which runtime an in-runtime latency run uses.
+#[derive(Clone, Copy, Debug)]
+enum Flavor {
+    /// `new_current_thread`: the sender task and the consumers share one thread.
+    CurrentThread,
+    /// `new_multi_thread` with two workers (the machine's cores).
+    MultiThread,
+}
+
+impl Flavor {
+    fn runtime(self) -> anyhow::Result<Runtime> {
+        let mut builder = match self {
+            Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+            Flavor::MultiThread => {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(2);
+                b
+            }
+        };
+        Ok(builder.enable_all().build()?)
+    }
+}
+
+/// Paced latency when the sender is a task on the subscribers' runtime (what users of an
+/// async framework have): the task sends with `send(..).await`, then yields, as a task
+/// does at its next await. Latencies in microseconds, sorted.
+fn latency_in_runtime_agentbus(flavor: Flavor, events: u64) -> anyhow::Result<Vec<f64>> {
+    let rt = flavor.runtime()?;
+    let base = Instant::now();
+    let received: Arc<Vec<AtomicU64>> = Arc::new((0..events).map(|_| AtomicU64::new(0)).collect());
+    let bus = new_bus(&rt)?;
+    let r = Arc::clone(&received);
+    bus.subscribe_with("latency", SubscribeOptions::new(), move |e: Arc<Tick>| {
+        r[e.n as usize].store(base.elapsed().as_nanos().max(1) as u64, Relaxed);
+        async {}
+    })?;
+    let sender = bus.clone();
+    let sent = rt.block_on(async move {
+        tokio::spawn(async move {
+            let template = Tick::default();
+            let interval = Duration::from_secs_f64(1.0 / PACED_RATE);
+            let mut sent = Vec::with_capacity(events as usize);
+            let mut next = Instant::now();
+            for n in 0..events {
+                pace_task(next).await;
+                next += interval;
+                sent.push(base.elapsed().as_nanos() as u64);
+                sender.send(tick(&template, n)).await?;
+                tokio::task::yield_now().await;
+            }
+            anyhow::Ok(sent)
+        })
+        .await
+    })??;
+    let latencies = collect_latencies(&rt, &received, &sent);
+    let _report = rt.block_on(bus.shutdown(Duration::from_secs(5)));
+    Ok(latencies)
+}
+
+/// The same with a tokio mpsc channel and a receiving task.
+fn latency_in_runtime_mpsc(flavor: Flavor, events: u64) -> anyhow::Result<Vec<f64>> {
+    let rt = flavor.runtime()?;
+    let base = Instant::now();
+    let received: Arc<Vec<AtomicU64>> = Arc::new((0..events).map(|_| AtomicU64::new(0)).collect());
+    let (tx, mut rx) = mpsc::channel::<Arc<Tick>>(CAPACITY);
+    let r = Arc::clone(&received);
+    rt.spawn(async move {
+        while let Some(e) = rx.recv().await {
+            r[e.n as usize].store(base.elapsed().as_nanos().max(1) as u64, Relaxed);
+        }
+    });
+    let sent = rt.block_on(async move {
+        tokio::spawn(async move {
+            let template = Tick::default();
+            let interval = Duration::from_secs_f64(1.0 / PACED_RATE);
+            let mut sent = Vec::with_capacity(events as usize);
+            let mut next = Instant::now();
+            for n in 0..events {
+                pace_task(next).await;
+                next += interval;
+                sent.push(base.elapsed().as_nanos() as u64);
+                tx.send(Arc::new(tick(&template, n)))
+                    .await
+                    .context("baseline consumer gone")?;
+                tokio::task::yield_now().await;
+            }
+            anyhow::Ok(sent)
+        })
+        .await
+    })??;
+    Ok(collect_latencies(&rt, &received, &sent))
+}
+
+/// Waits (on the runtime) until every event was received; their latencies, sorted.
+fn collect_latencies(rt: &Runtime, received: &[AtomicU64], sent: &[u64]) -> Vec<f64> {
+    rt.block_on(async {
+        while received.iter().any(|r| r.load(Relaxed) == 0) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    let mut latencies: Vec<f64> = received
+        .iter()
+        .zip(sent)
+        .map(|(r, s)| r.load(Relaxed).saturating_sub(*s) as f64 / 1000.0)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    latencies
 }
 
 fn memory_agentbus(rt: &Runtime, pending: u64) -> anyhow::Result<f64> {
@@ -319,7 +458,7 @@ fn memory_agentbus(rt: &Runtime, pending: u64) -> anyhow::Result<f64> {
         },
     )?;
     let template = Tick::default();
-    bus.send(tick(&template, 0))?;
+    bus.blocking_send(tick(&template, 0))?;
     while !entered.load(SeqCst) {
         std::thread::sleep(Duration::from_micros(50));
     }
@@ -329,13 +468,13 @@ fn memory_agentbus(rt: &Runtime, pending: u64) -> anyhow::Result<f64> {
     // The iterator keeps the pre-built events' buffer alive until after the count.
     let mut events = events.into_iter();
     for event in events.by_ref() {
-        bus.send(event)?;
+        bus.blocking_send(event)?;
     }
     let after = live_bytes();
     COUNTING.store(false, SeqCst);
     drop(events);
     gate.notify_one();
-    rt.block_on(bus.shutdown(Duration::from_secs(1)));
+    let _report = rt.block_on(bus.shutdown(Duration::from_secs(1)));
     Ok((after - before) as f64 / pending as f64)
 }
 
@@ -463,6 +602,35 @@ fn measure(args: &Args) -> anyhow::Result<(Figures, Figures)> {
         )?));
         lb.push(summary(&latency_mpsc(&rt, args.paced_events)?));
     }
+    // The sender a task on the subscribers' runtime: [current-thread, multi-thread].
+    let mut ra: [Vec<[f64; 3]>; 2] = [Vec::new(), Vec::new()];
+    let mut rb: [Vec<[f64; 3]>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..reps {
+        for (i, flavor) in [Flavor::CurrentThread, Flavor::MultiThread]
+            .into_iter()
+            .enumerate()
+        {
+            ra[i].push(summary(&latency_in_runtime_agentbus(
+                flavor,
+                args.paced_events,
+            )?));
+            rb[i].push(summary(&latency_in_runtime_mpsc(
+                flavor,
+                args.paced_events,
+            )?));
+        }
+    }
+    let medians = |runs: &[Vec<[f64; 3]>; 2]| {
+        let mut out = [[0.0; 3]; 2];
+        for (flavor, runs) in runs.iter().enumerate() {
+            for i in 0..3 {
+                out[flavor][i] = median(runs.iter().map(|l| l[i]).collect());
+            }
+        }
+        out
+    };
+    ours.latency_in_runtime_us = Some(medians(&ra));
+    base.latency_in_runtime_us = Some(medians(&rb));
     let mut spinning = [0.0; 3];
     for i in 0..3 {
         spinning[i] = median(ls.iter().map(|l| l[i]).collect());
@@ -480,27 +648,39 @@ fn measure(args: &Args) -> anyhow::Result<(Figures, Figures)> {
     Ok((ours, base))
 }
 
+/// The latency figures, by JSON key: the cross-thread sender, then a sender task on a
+/// current-thread and on a multi-thread runtime.
+const LATENCY_KEYS: [&str; 3] = [
+    "latency_us",
+    "latency_us_sender_task_current_thread",
+    "latency_us_sender_task_multi_thread",
+];
+
 /// Ours divided by theirs, per figure (calls: higher is better; latency and bytes: lower
-/// is better).
-fn ratios(ours: &Figures, theirs: &Value) -> Value {
-    let calls: serde_json::Map<String, Value> = ours
-        .calls_per_s
+/// is better), for the figures both have.
+fn ratios(ours: &Value, theirs: &Value) -> Value {
+    let calls: serde_json::Map<String, Value> = SUBSCRIBERS
         .iter()
-        .filter_map(|(n, c)| {
-            let t = theirs["calls_per_s"][n.to_string()].as_f64()?;
-            Some((n.to_string(), json!(round3(c / t))))
+        .filter_map(|n| {
+            let n = n.to_string();
+            let o = ours["calls_per_s"][&n].as_f64()?;
+            let t = theirs["calls_per_s"][&n].as_f64()?;
+            Some((n, json!(round3(o / t))))
         })
         .collect();
-    let lat = |k: &str, i: usize| {
-        theirs["latency_us"][k]
-            .as_f64()
-            .map(|t| round3(ours.latency_us[i] / t))
-    };
-    json!({
+    let ratio = |o: &Value, t: &Value| Some(round3(o.as_f64()? / t.as_f64()?));
+    let mut out = json!({
         "calls_per_s": calls,
-        "latency_us": {"p50": lat("p50", 0), "p99": lat("p99", 1), "max": lat("max", 2)},
-        "bytes_per_pending": theirs["bytes_per_pending"].as_f64().map(|t| round3(ours.bytes_per_pending / t)),
-    })
+        "bytes_per_pending": ratio(&ours["bytes_per_pending"], &theirs["bytes_per_pending"]),
+    });
+    for key in LATENCY_KEYS {
+        out[key] = json!({
+            "p50": ratio(&ours[key]["p50"], &theirs[key]["p50"]),
+            "p99": ratio(&ours[key]["p99"], &theirs[key]["p99"]),
+            "max": ratio(&ours[key]["max"], &theirs[key]["max"]),
+        });
+    }
+    out
 }
 
 fn round3(x: f64) -> f64 {
@@ -578,16 +758,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "capacity": CAPACITY,
             "runtime_worker_threads": 1,
             "sender": "one plain thread (no runtime), Block policy / blocking_send",
+            "sender_task": "latency_us_sender_task_*: the sender is a task on the subscribers' runtime (current-thread; multi-thread with 2 workers), send(..).await then a yield, paced by sleeping and yielding",
             "latency_spinning": format!("consumer spins {} µs before parking (SubscribeOptions::spin; default {} µs)", LATENCY_SPIN.as_micros(), agentbus::DEFAULT_SPIN.as_micros()),
             "bytes_per_pending": "measured (counting global allocator), event included",
         },
         "agentbus": ours_json,
         "mpsc_baseline": base_json,
-        "ratio_vs_mpsc": ratios(&ours, &base_json),
+        "ratio_vs_mpsc": ratios(&ours_json, &base_json),
         "vision_agents": va,
     });
-    if va["available"] == json!(true) {
-        report["ratio_vs_vision_agents"] = ratios(&ours, &va);
+    let va_available = va["available"] == json!(true);
+    if va_available {
+        // Vision Agents' sender and handlers always share one asyncio loop: its one
+        // latency figure is the peer of both sender-task cases.
+        let mut va = va.clone();
+        for key in &LATENCY_KEYS[1..] {
+            va[*key] = va["latency_us"].clone();
+        }
+        report["ratio_vs_vision_agents"] = ratios(&ours_json, &va);
+        report["vision_agents"] = va;
     }
     let n1 = ours.calls_per_s.first().map_or(0.0, |c| c.1);
     let min_ratio = ours
@@ -603,6 +792,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "p99_at_most_50us_spinning": ours.latency_spin_us.is_some_and(|l| l[1] <= 50.0),
         "bytes_per_pending_at_most_256": ours.bytes_per_pending <= 256.0,
     });
+    if let Some(in_runtime) = ours.latency_in_runtime_us {
+        let va_p99 = report["vision_agents"]["latency_us"]["p99"].as_f64();
+        for (name, l) in ["current_thread", "multi_thread"].iter().zip(in_runtime) {
+            report["targets"][format!("sender_task_{name}_p50_at_most_5us")] = json!(l[0] <= 5.0);
+            if let Some(va_p99) = va_p99 {
+                report["targets"][format!("sender_task_{name}_p99_at_most_vision_agents")] =
+                    json!(l[1] <= va_p99);
+            }
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -639,11 +838,17 @@ fn print_table(r: &Value) {
             )
         })
         .collect();
-    for k in ["p50", "p99", "max"] {
-        rows.push((
-            format!("latency_us {k}"),
-            vec!["latency_us".to_owned(), k.to_owned()],
-        ));
+    for (key, label) in LATENCY_KEYS.iter().zip([
+        "latency_us",
+        "task sender, 1 thread",
+        "task sender, 2 workers",
+    ]) {
+        for k in ["p50", "p99", "max"] {
+            rows.push((
+                format!("{label} {k}"),
+                vec![(*key).to_owned(), k.to_owned()],
+            ));
+        }
     }
     rows.push((
         "bytes_per_pending".to_owned(),

@@ -50,7 +50,7 @@ fn events(n: usize) -> Vec<Box<dyn DynEvent>> {
     (0..n)
         .map(|i| {
             let mut meta = EventMeta::for_session(session);
-            meta.seq = Some(i as u64 + 1);
+            meta.seq = agentbus_events::Seq::new(i as u64 + 1);
             let request_id = format!("req-{}", i / 100);
             let event: Box<dyn DynEvent> = if i % 100 == 99 {
                 Box::new(StreamFinishEvent {

@@ -68,17 +68,17 @@ enum Template {
 }
 
 impl Template {
-    fn send(&self, bus: &EventManager) -> Result<u64, agentbus::BusError> {
+    fn send(&self, bus: &EventManager) -> Result<agentbus::Sent, agentbus::SendError> {
         match self {
-            Template::Start(e) => bus.send(e.clone()),
-            Template::CallStart(e) => bus.send(e.clone()),
-            Template::Chunk(e) => bus.send(e.clone()),
-            Template::CallEnd(e) => bus.send(e.clone()),
-            Template::ToolStart(e) => bus.send(e.clone()),
-            Template::ToolCallEnd(e) => bus.send(e.clone()),
-            Template::ToolEnd(e) => bus.send(e.clone()),
-            Template::End(e) => bus.send(e.clone()),
-            Template::Completed(e) => bus.send(e.clone()),
+            Template::Start(e) => bus.blocking_send(e.clone()),
+            Template::CallStart(e) => bus.blocking_send(e.clone()),
+            Template::Chunk(e) => bus.blocking_send(e.clone()),
+            Template::CallEnd(e) => bus.blocking_send(e.clone()),
+            Template::ToolStart(e) => bus.blocking_send(e.clone()),
+            Template::ToolCallEnd(e) => bus.blocking_send(e.clone()),
+            Template::ToolEnd(e) => bus.blocking_send(e.clone()),
+            Template::End(e) => bus.blocking_send(e.clone()),
+            Template::Completed(e) => bus.blocking_send(e.clone()),
         }
     }
 }
@@ -267,7 +267,7 @@ fn run_once(
         .iter()
         .find(|s| s.name == "metrics")
         .map_or(Duration::ZERO, |s| s.handler_time);
-    rt.block_on(bus.shutdown(Duration::from_secs(5)));
+    let _report = rt.block_on(bus.shutdown(Duration::from_secs(5)));
     Ok(Sample {
         events_per_s: events as f64 / elapsed.as_secs_f64(),
         collector_ns_per_event: collector_time.as_nanos() as f64 / events as f64,

@@ -173,7 +173,7 @@ async fn chat(args: Args) -> anyhow::Result<ExitCode> {
             stored.written
         );
     }
-    bus.shutdown(Duration::from_secs(5)).await;
+    let _report = bus.shutdown(Duration::from_secs(5)).await;
     args.telemetry.finish_if_requested(telemetry).await?;
 
     if !jsonl {

@@ -69,7 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 } else {
                     Ok(format!(
                         "#{:<6} {} {}",
-                        event.meta().seq.unwrap_or_default(),
+                        event.meta().seq.map_or(0, |seq| seq.get()),
                         event.meta().timestamp.format("%H:%M:%S%.3f"),
                         event.event_type()
                     ))
@@ -86,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })?;
         let sent = recording.play_into(&bus, args.speed).await?;
         bus.wait(Duration::from_secs(30)).await?;
-        bus.shutdown(Duration::from_secs(5)).await;
+        let _report = bus.shutdown(Duration::from_secs(5)).await;
         args.telemetry.finish_if_requested(telemetry).await?;
         anyhow::Ok(sent)
     })?;

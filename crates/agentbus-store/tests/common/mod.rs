@@ -107,7 +107,7 @@ impl Drop for TestStore {
 /// Metadata of an event of `session` with bus seq `seq`, at `micros` after a fixed start.
 pub fn meta(session: &str, seq: u64, micros: i64) -> EventMeta {
     let mut meta = EventMeta::for_session(session);
-    meta.seq = Some(seq);
+    meta.seq = agentbus_events::Seq::new(seq);
     meta.timestamp =
         chrono::DateTime::from_timestamp_micros(1_767_225_600_000_000 + micros).unwrap();
     meta

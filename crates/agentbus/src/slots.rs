@@ -1,0 +1,228 @@
+//! The word a subscriber's senders and its consumer share: the **count** of accepted,
+//! unfinished deliveries and the consumer's **idle** bit, with the few operations the
+//! protocol is made of (see `subscriber.rs` for how they are used).
+//!
+//! Kept apart, with its atomics swappable for loom's, so the protocol can be
+//! model-checked: `RUSTFLAGS="--cfg agentbus_loom" cargo test -p agentbus --lib loom`
+//! explores every interleaving of senders and a consumer on a small model (see the tests
+//! at the end) and fails on a lost wake-up, a lost delivery, an exceeded capacity or a
+//! deadlock.
+
+#[cfg(agentbus_loom)]
+use loom::sync::atomic::{AtomicUsize, Ordering::*};
+#[cfg(not(agentbus_loom))]
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+
+/// The idle bit.
+const IDLE: usize = 1;
+/// One delivery in the count (the bits above the idle bit).
+const ONE: usize = 2;
+
+/// The count-and-idle word.
+#[derive(Default)]
+pub(crate) struct Slots {
+    state: AtomicUsize,
+}
+
+impl Slots {
+    /// Reserves a place if fewer than `capacity` are taken: `Some(was_idle)` (the consumer
+    /// was parked: whoever commits this reservation must wake it), or `None` with nothing
+    /// held. The add is also the capacity check; a refused add is undone at once, so the
+    /// count over-states the backlog only for that instant.
+    #[inline]
+    pub fn reserve(&self, capacity: usize) -> Option<bool> {
+        let before = self.state.fetch_add(ONE, AcqRel);
+        if before / ONE >= capacity {
+            self.state.fetch_sub(ONE, AcqRel);
+            return None;
+        }
+        Some(before & IDLE != 0)
+    }
+
+    /// Takes a place whatever the count (`DropOldest`, which makes room itself): returns
+    /// the count before and whether the consumer was parked.
+    #[inline]
+    pub fn take(&self) -> (usize, bool) {
+        let before = self.state.fetch_add(ONE, AcqRel);
+        (before / ONE, before & IDLE != 0)
+    }
+
+    /// Gives back `n` places (finished, dropped or cancelled deliveries, or reservations
+    /// not used); returns the count left.
+    #[inline]
+    pub fn release(&self, n: usize) -> usize {
+        self.state.fetch_sub(n * ONE, SeqCst) / ONE - n
+    }
+
+    /// Clears the idle bit; true for the one caller that found it set (that caller wakes
+    /// the consumer).
+    #[inline]
+    pub fn take_idle(&self) -> bool {
+        self.state.fetch_and(!IDLE, AcqRel) & IDLE != 0
+    }
+
+    /// The consumer marks itself idle, if the count is exactly the `held` places it holds
+    /// (no sender reserved one since); false when there is new work.
+    #[inline]
+    pub fn try_idle(&self, held: usize) -> bool {
+        self.state
+            .compare_exchange(held * ONE, (held * ONE) | IDLE, AcqRel, Acquire)
+            .is_ok()
+    }
+
+    /// The count: reserved, queued, running or finished-but-not-given-back deliveries.
+    #[inline]
+    pub fn count(&self) -> usize {
+        self.state.load(SeqCst) / ONE
+    }
+}
+
+/// Model checks of the protocol with loom, on a queue and a wake-up modelled by loom's
+/// `Mutex` and `Notify` (the real ones are `crossbeam_queue::SegQueue` and
+/// `tokio::sync::Notify`, whose permit semantics loom's `Notify` shares). The consumer
+/// loop mirrors `consumer.rs`: drain, give places back, wait for a reserved delivery
+/// still on its way, mark idle with the compare-and-swap, park.
+#[cfg(all(test, agentbus_loom))]
+mod loom_tests {
+    use std::collections::VecDeque;
+
+    use loom::sync::atomic::AtomicBool;
+    use loom::sync::{Arc, Mutex, Notify};
+    use loom::thread;
+
+    use super::*;
+
+    struct Model {
+        slots: Slots,
+        queue: Mutex<VecDeque<u32>>,
+        wake: Notify,
+        finish: AtomicBool,
+        capacity: usize,
+    }
+
+    impl Model {
+        fn new(capacity: usize) -> Arc<Self> {
+            Arc::new(Self {
+                slots: Slots::default(),
+                queue: Mutex::new(VecDeque::new()),
+                wake: Notify::new(),
+                finish: AtomicBool::new(false),
+                capacity,
+            })
+        }
+
+        /// A sender's reservation and commit; false when refused (full).
+        fn send(&self, item: u32) -> bool {
+            let Some(was_idle) = self.slots.reserve(self.capacity) else {
+                return false;
+            };
+            let mut queue = self.queue.lock().unwrap();
+            queue.push_back(item);
+            assert!(queue.len() <= self.capacity, "capacity exceeded");
+            drop(queue);
+            if was_idle && self.slots.take_idle() {
+                self.wake.notify();
+            }
+            true
+        }
+
+        /// A sender that reserves, then gives the place back (a `send(..).await` that must
+        /// wait for another subscriber).
+        fn reserve_and_cancel(&self) {
+            if self.slots.reserve(self.capacity).is_some() {
+                self.slots.release(1);
+            }
+        }
+
+        /// The consumer loop; returns what it took.
+        fn consume(&self) -> Vec<u32> {
+            let mut got = Vec::new();
+            loop {
+                let mut held = 0;
+                while let Some(item) = self.queue.lock().unwrap().pop_front() {
+                    got.push(item);
+                    held += 1;
+                }
+                if held > 0 {
+                    self.slots.release(held);
+                }
+                if self.slots.count() > 0 {
+                    // A sender between its reservation and its push (or its cancel).
+                    thread::yield_now();
+                    continue;
+                }
+                if !self.slots.try_idle(0) {
+                    continue;
+                }
+                if self.finish.load(SeqCst) {
+                    return got;
+                }
+                self.wake.wait();
+                self.slots.take_idle();
+            }
+        }
+
+        /// `Subscriber::finish`: tell the consumer to exit once drained.
+        fn finish(&self) {
+            self.finish.store(true, SeqCst);
+            self.slots.take_idle();
+            self.wake.notify();
+        }
+    }
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        // Bounded so CI finishes in seconds; raise LOOM_MAX_PREEMPTIONS to look deeper.
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(3);
+        }
+        builder.check(f);
+    }
+
+    /// Two senders and a consumer: every accepted delivery is consumed (no lost
+    /// wake-up: the model would deadlock), nothing beyond capacity is queued.
+    #[test]
+    fn loom_two_senders_one_consumer_lose_nothing() {
+        model(|| {
+            let m = Model::new(2);
+            let consumer = {
+                let m = Arc::clone(&m);
+                thread::spawn(move || m.consume())
+            };
+            let senders: Vec<_> = (0..2u32)
+                .map(|s| {
+                    let m = Arc::clone(&m);
+                    thread::spawn(move || (0..2u32).filter(|i| m.send(s * 10 + i)).count())
+                })
+                .collect();
+            let accepted: usize = senders.into_iter().map(|t| t.join().unwrap()).sum();
+            m.finish();
+            let got = consumer.join().unwrap();
+            assert_eq!(got.len(), accepted, "accepted deliveries lost");
+            assert_eq!(m.slots.count(), 0);
+        });
+    }
+
+    /// A reservation given back unused neither wakes nor strands the consumer, and the
+    /// count returns to zero.
+    #[test]
+    fn loom_cancelled_reservation_leaves_the_count_exact() {
+        model(|| {
+            let m = Model::new(1);
+            let consumer = {
+                let m = Arc::clone(&m);
+                thread::spawn(move || m.consume())
+            };
+            let canceller = {
+                let m = Arc::clone(&m);
+                thread::spawn(move || m.reserve_and_cancel())
+            };
+            let sent = m.send(7);
+            canceller.join().unwrap();
+            m.finish();
+            let got = consumer.join().unwrap();
+            assert_eq!(got.len(), usize::from(sent));
+            assert_eq!(m.slots.count(), 0);
+        });
+    }
+}
