@@ -8,6 +8,11 @@
 //!   `stream.error`), see [`StreamEvent::to_bus_event`];
 //! - `plugin.llm_response_chunk` ([`LLMResponseChunkEvent`]) per text delta, with a
 //!   sequence number, `is_first_chunk`, and `time_to_first_token_ms` on the first;
+//!
+//! Time to first token is the time to the first output of any kind: text, reasoning, or
+//! a tool call (its first argument fragment, or the whole call when the model sends no
+//! fragments). A response that opens with a tool call or with reasoning has one, and the
+//! first text chunk carries the call's TTFT, not the time to its first text.
 //! - on `Finish`: `plugin.llm_response_completed` ([`LLMResponseCompletedEvent`]: text,
 //!   latency, TTFT, tokens, model) and `plugin.llm_response_final`
 //!   ([`LLMResponseFinalEvent`]);
@@ -194,16 +199,26 @@ fn elapsed_ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
+/// Whether `event` is model output (what time to first token waits for).
+fn is_output(event: &StreamEvent) -> bool {
+    match event {
+        StreamEvent::TextDelta(d) => !d.content.is_empty(),
+        StreamEvent::ReasoningDelta(d) => !d.content.is_empty(),
+        StreamEvent::ToolCallDelta(_) | StreamEvent::ToolCall(_) => true,
+        _ => false,
+    }
+}
+
 async fn observe(publisher: &Publisher, state: &mut CallState, event: &StreamEvent) {
     publisher
         .send(event.to_bus_event(&publisher.request_id, publisher.meta()))
         .await;
+    if is_output(event) && state.ttft_ms.is_none() {
+        state.ttft_ms = Some(elapsed_ms(state.started));
+    }
     match event {
         StreamEvent::TextDelta(delta) => {
             let first = state.chunks == 0;
-            if first {
-                state.ttft_ms = Some(elapsed_ms(state.started));
-            }
             state.text.push_str(&delta.content);
             publisher
                 .send(LLMResponseChunkEvent {
@@ -237,7 +252,7 @@ async fn observe(publisher: &Publisher, state: &mut CallState, event: &StreamEve
                     time_to_first_token_ms: state.ttft_ms,
                     input_tokens: Some(finish.input_tokens),
                     output_tokens: Some(finish.output_tokens),
-                    total_tokens: Some(finish.input_tokens + finish.output_tokens),
+                    total_tokens: Some(finish.input_tokens.saturating_add(finish.output_tokens)),
                     model: Some(model.clone()),
                 })
                 .await;

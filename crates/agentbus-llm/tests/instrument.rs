@@ -167,3 +167,89 @@ async fn scripted_model_replays_with_delays_and_truncated_recordings_fail() {
     assert!(response.error.as_ref().is_some_and(|e| e.recoverable));
     assert!(response.finish.is_none());
 }
+
+fn completed_of(seen: &[Arc<dyn DynEvent>]) -> LLMResponseCompletedEvent {
+    seen.iter()
+        .find_map(|e| e.downcast_ref::<LLMResponseCompletedEvent>())
+        .cloned()
+        .expect("a completed event")
+}
+
+#[tokio::test]
+async fn a_response_that_starts_with_a_tool_call_has_a_time_to_first_token() {
+    use agentbus_events::stream::{Finish, ToolCall, ToolCallDelta};
+    let delta = StreamEvent::ToolCallDelta(ToolCallDelta {
+        index: 0,
+        id: Some("call_1".into()),
+        name: Some("calculator".into()),
+        arguments_delta: "{\"expr\":\"1+1\"}".into(),
+    });
+    let call = StreamEvent::ToolCall(ToolCall {
+        tool_use_id: "call_1".into(),
+        tool_name: "calculator".into(),
+        tool_input: serde_json::json!({"expr": "1+1"}),
+        arguments_raw: None,
+    });
+    let finish = StreamEvent::Finish(Finish {
+        stop_reason: "tool_calls".into(),
+        ..Finish::default()
+    });
+    // With argument fragments, and a model that sends the whole call at once.
+    for events in [
+        vec![delta, call.clone(), finish.clone()],
+        vec![call, finish],
+    ] {
+        let scripted = ScriptedModel::from_events("m", events).with_delay(Duration::from_millis(2));
+        let (_, seen) = capture(scripted, ChatRequest::from_prompt("hi")).await;
+        let completed = completed_of(&seen);
+        let ttft = completed.time_to_first_token_ms.expect("a TTFT");
+        assert!(
+            ttft >= 2.0 && ttft <= completed.latency_ms.unwrap(),
+            "{ttft}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn reasoning_first_sets_the_ttft_that_the_first_text_chunk_reports() {
+    let scripted = ScriptedModel::from_events(
+        "m",
+        vec![
+            StreamEvent::ReasoningStart,
+            StreamEvent::reasoning_delta("thinking"),
+            StreamEvent::text_delta("hi", "hi"),
+            StreamEvent::Finish(Default::default()),
+        ],
+    )
+    .with_delay(Duration::from_millis(5));
+    let (_, seen) = capture(scripted, ChatRequest::from_prompt("hi")).await;
+    let completed = completed_of(&seen);
+    let chunk: &LLMResponseChunkEvent = seen.iter().find_map(|e| e.downcast_ref()).unwrap();
+    assert!(chunk.is_first_chunk);
+    assert_eq!(
+        chunk.time_to_first_token_ms,
+        completed.time_to_first_token_ms
+    );
+    // The reasoning delta came one delay before the text.
+    let ttft = completed.time_to_first_token_ms.unwrap();
+    assert!(ttft < completed.latency_ms.unwrap() - 4.0, "{ttft}");
+
+    // No output at all: no TTFT.
+    let scripted = ScriptedModel::from_events("m", vec![StreamEvent::Finish(Default::default())]);
+    let (_, seen) = capture(scripted, ChatRequest::from_prompt("hi")).await;
+    assert_eq!(completed_of(&seen).time_to_first_token_ms, None);
+}
+
+#[tokio::test]
+async fn token_totals_saturate() {
+    let scripted = ScriptedModel::from_events(
+        "m",
+        vec![StreamEvent::Finish(agentbus_events::stream::Finish {
+            input_tokens: u64::MAX,
+            output_tokens: 7,
+            ..Default::default()
+        })],
+    );
+    let (_, seen) = capture(scripted, ChatRequest::from_prompt("hi")).await;
+    assert_eq!(completed_of(&seen).total_tokens, Some(u64::MAX));
+}
