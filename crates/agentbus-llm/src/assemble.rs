@@ -9,6 +9,7 @@ use agentbus_events::stream::{
     TextSnapshot, ToolCall, ToolCallDelta,
 };
 
+use crate::limits::{StreamLimits, limit_error};
 use crate::pricing::{InputCounting, PricingTable, TokenCounts};
 
 /// A tool call being streamed.
@@ -47,10 +48,17 @@ pub(crate) struct ResponseAssembler {
     counting: InputCounting,
     terminated: bool,
     produced_output: bool,
+    limits: StreamLimits,
+    /// Output bytes received so far (text, reasoning, refusal, tool calls).
+    held_bytes: usize,
 }
 
 impl ResponseAssembler {
-    pub fn new(pricing: Option<Arc<PricingTable>>, counting: InputCounting) -> Self {
+    pub fn new(
+        pricing: Option<Arc<PricingTable>>,
+        counting: InputCounting,
+        limits: StreamLimits,
+    ) -> Self {
         Self {
             text: TextSnapshot::new(),
             reasoning_open: false,
@@ -65,7 +73,34 @@ impl ResponseAssembler {
             counting,
             terminated: false,
             produced_output: false,
+            limits,
+            held_bytes: 0,
         }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> StreamLimits {
+        self.limits
+    }
+
+    /// Counts `bytes` more output against [`StreamLimits::max_response_bytes`]; past it,
+    /// ends the stream with a limit error, frees what was held and returns `false`.
+    fn admit(&mut self, bytes: usize, out: &mut Vec<StreamEvent>) -> bool {
+        self.held_bytes = self.held_bytes.saturating_add(bytes);
+        if self.held_bytes <= self.limits.max_response_bytes {
+            return true;
+        }
+        let limit = self.limits.max_response_bytes;
+        self.fail(
+            limit_error(format!(
+                "the response is larger than {limit} bytes (the limit, max_response_bytes)"
+            )),
+            out,
+        );
+        self.text = TextSnapshot::new();
+        self.tools = Vec::new();
+        self.refusal = String::new();
+        false
     }
 
     /// Whether the terminal event was emitted.
@@ -86,7 +121,7 @@ impl ResponseAssembler {
     }
 
     pub fn text(&mut self, content: &str, out: &mut Vec<StreamEvent>) {
-        if content.is_empty() || self.terminated {
+        if content.is_empty() || self.terminated || !self.admit(content.len(), out) {
             return;
         }
         self.reasoning_open = false;
@@ -99,7 +134,7 @@ impl ResponseAssembler {
 
     /// A reasoning fragment; opens a reasoning block first if none is open.
     pub fn reasoning(&mut self, content: &str, out: &mut Vec<StreamEvent>) {
-        if content.is_empty() || self.terminated {
+        if content.is_empty() || self.terminated || !self.admit(content.len(), out) {
             return;
         }
         self.produced_output = true;
@@ -115,7 +150,7 @@ impl ResponseAssembler {
 
     /// The signature of the current reasoning block (Anthropic `signature_delta`).
     pub fn reasoning_signature(&mut self, signature: &str, out: &mut Vec<StreamEvent>) {
-        if signature.is_empty() || self.terminated {
+        if signature.is_empty() || self.terminated || !self.admit(signature.len(), out) {
             return;
         }
         out.push(StreamEvent::ReasoningDelta(ReasoningDelta {
@@ -139,23 +174,37 @@ impl ResponseAssembler {
         self.reasoning_open = false;
     }
 
-    pub fn refusal(&mut self, content: &str) {
+    pub fn refusal(&mut self, content: &str, out: &mut Vec<StreamEvent>) {
+        if self.terminated || !self.admit(content.len(), out) {
+            return;
+        }
         self.produced_output = true;
         self.refusal.push_str(content);
     }
 
-    fn tool_slot(&mut self, index: u32) -> usize {
+    /// The slot of call `index`, opening it if new; `None` (and the stream ended) when
+    /// that would open more than [`StreamLimits::max_tool_calls`].
+    fn tool_slot(&mut self, index: u32, out: &mut Vec<StreamEvent>) -> Option<usize> {
         // Few calls per response: a linear scan beats hashing.
-        match self.tools.iter().position(|t| t.index == index) {
-            Some(slot) => slot,
-            None => {
-                self.tools.push(PendingToolCall {
-                    index,
-                    ..PendingToolCall::default()
-                });
-                self.tools.len() - 1
-            }
+        if let Some(slot) = self.tools.iter().position(|t| t.index == index) {
+            return Some(slot);
         }
+        if self.tools.len() >= self.limits.max_tool_calls {
+            let limit = self.limits.max_tool_calls;
+            self.fail(
+                limit_error(format!(
+                    "the response opens more than {limit} tool calls (the limit, max_tool_calls)"
+                )),
+                out,
+            );
+            self.tools = Vec::new();
+            return None;
+        }
+        self.tools.push(PendingToolCall {
+            index,
+            ..PendingToolCall::default()
+        });
+        Some(self.tools.len() - 1)
     }
 
     /// The index of a known call with this id.
@@ -168,9 +217,14 @@ impl ResponseAssembler {
         self.tools.last().map(|t| t.index)
     }
 
-    /// A fresh index past every known one.
+    /// A fresh index past every known one (saturating: a server that used index
+    /// `u32::MAX` gets its last call continued, never an overflow).
     pub fn next_tool_index(&self) -> u32 {
-        self.tools.iter().map(|t| t.index + 1).max().unwrap_or(0)
+        self.tools
+            .iter()
+            .map(|t| t.index.saturating_add(1))
+            .max()
+            .unwrap_or(0)
     }
 
     /// A tool-call fragment: `id`/`name` when this fragment carries them.
@@ -185,12 +239,18 @@ impl ResponseAssembler {
         if self.terminated {
             return;
         }
-        self.reasoning_open = false;
-        self.produced_output = true;
-        let slot = self.tool_slot(index);
-        let call = &mut self.tools[slot];
         let id = id.filter(|s| !s.is_empty());
         let name = name.filter(|s| !s.is_empty());
+        let size = arguments.len() + id.map_or(0, str::len) + name.map_or(0, str::len);
+        if !self.admit(size, out) {
+            return;
+        }
+        let Some(slot) = self.tool_slot(index, out) else {
+            return;
+        };
+        self.reasoning_open = false;
+        self.produced_output = true;
+        let call = &mut self.tools[slot];
         if let Some(id) = id
             && call.id.is_empty()
         {
@@ -215,9 +275,25 @@ impl ResponseAssembler {
 
     /// Replaces the arguments of call `index` with the provider's final string (the
     /// Responses API's `arguments.done`), when the deltas were incomplete.
-    pub fn tool_arguments_final(&mut self, index: u32, arguments: &str) {
-        let slot = self.tool_slot(index);
+    pub fn tool_arguments_final(
+        &mut self,
+        index: u32,
+        arguments: &str,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        if self.terminated {
+            return;
+        }
+        let Some(slot) = self.tool_slot(index, out) else {
+            return;
+        };
         if self.tools[slot].arguments != arguments {
+            let grown = arguments
+                .len()
+                .saturating_sub(self.tools[slot].arguments.len());
+            if !self.admit(grown, out) {
+                return;
+            }
             self.tools[slot].arguments.clear();
             self.tools[slot].arguments.push_str(arguments);
         }

@@ -1,7 +1,38 @@
 //! Mapping provider failures (HTTP statuses, in-band error types) to
 //! [`StreamErrorKind`]s.
+//!
+//! Server text is untrusted: every message and code taken from a server here is cut to
+//! [`MAX_SERVER_MESSAGE_CHARS`] and passed through [`redact_secrets`] (an echoed
+//! `Bearer …`, `sk-…` or `x-api-key` value never reaches an error). [`HttpModel`]
+//! additionally removes the exact key it sent.
+//!
+//! [`HttpModel`]: crate::HttpModel
 
 use agentbus_events::stream::{StreamError, StreamErrorKind};
+
+use crate::redact::redact_secrets;
+
+/// The longest server message kept in an error, in characters (the rest is cut, marked
+/// with `…`).
+pub const MAX_SERVER_MESSAGE_CHARS: usize = 2000;
+
+/// A server's message made safe to show: cut to [`MAX_SERVER_MESSAGE_CHARS`], credentials
+/// redacted.
+///
+/// ```
+/// use agentbus_llm::errors::server_text;
+/// assert_eq!(
+///     server_text("Incorrect API key provided: Bearer sk-abcdefgh12345678"),
+///     "Incorrect API key provided: Bearer [REDACTED]"
+/// );
+/// ```
+pub fn server_text(text: &str) -> String {
+    let cut = match text.char_indices().nth(MAX_SERVER_MESSAGE_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    };
+    redact_secrets(&cut).into_owned()
+}
 
 /// The kind of error an HTTP status means.
 pub fn kind_for_status(status: u16) -> StreamErrorKind {
@@ -55,14 +86,14 @@ pub fn in_band_error(error_type: &str, code: Option<&str>, message: &str) -> Str
         kind = kind_for_error_type(code);
     }
     let message = if message.is_empty() {
-        "the provider reported an error"
+        "the provider reported an error".to_owned()
     } else {
-        message
+        server_text(message)
     };
     let mut error = StreamError::new(kind, message);
     let code = code.filter(|c| !c.is_empty()).unwrap_or(error_type);
     if !code.is_empty() {
-        error = error.with_code(code);
+        error = error.with_code(server_text(code));
     }
     if code.contains("insufficient_quota") {
         error.recoverable = false;
@@ -105,14 +136,14 @@ pub fn http_error(status: u16, body: &str) -> StreamError {
     let message = if message.trim().is_empty() {
         format!("HTTP {status}")
     } else {
-        format!("HTTP {status}: {}", message.trim())
+        format!("HTTP {status}: {}", server_text(message.trim()))
     };
     let mut error = StreamError::new(kind, message).with_status(status);
     if let Some(code) = code {
         if code.contains("insufficient_quota") {
             error.recoverable = false;
         }
-        error = error.with_code(code);
+        error = error.with_code(server_text(&code));
     }
     error
 }
@@ -149,6 +180,22 @@ mod tests {
         let e = http_error(503, "upstream down");
         assert!(e.recoverable);
         assert!(e.message.contains("upstream down"));
+    }
+
+    #[test]
+    fn echoed_keys_never_reach_the_error() {
+        let body = r#"{"error":{"message":"Incorrect API key provided: Bearer sk-proj-SECRETSECRET1234. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","code":"invalid_api_key"}}"#;
+        let e = http_error(401, body);
+        assert!(!e.message.contains("SECRETSECRET"), "{}", e.message);
+        assert_eq!(e.code.as_deref(), Some("invalid_api_key"));
+        let e = http_error(401, "x-api-key: sk-ant-api03-SECRETSECRET rejected");
+        assert!(!e.message.contains("SECRETSECRET"), "{}", e.message);
+        let e = in_band_error("authentication_error", None, "bad key sk-ant-SECRETSECRET");
+        assert!(!e.message.contains("SECRETSECRET"), "{}", e.message);
+        let long = "x".repeat(10_000);
+        assert!(http_error(500, &long).message.chars().count() < 400);
+        let e = in_band_error("server_error", None, &long);
+        assert!(e.message.chars().count() <= MAX_SERVER_MESSAGE_CHARS + 1);
     }
 
     #[test]

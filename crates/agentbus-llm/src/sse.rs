@@ -19,11 +19,69 @@
 //! Every input byte is scanned once: a partial line is kept and scanning resumes where it
 //! stopped. A leading UTF-8 byte order mark is skipped.
 //!
+//! # Limits
+//!
+//! A server controls what the decoder buffers, so both buffers are bounded
+//! ([`SseLimits`]): a line (terminator excluded) may hold at most
+//! [`SseLimits::max_line_bytes`] (default 16 MiB) and an event's joined data at most
+//! [`SseLimits::max_event_bytes`] (default 16 MiB), so the decoder never holds much more
+//! than the two together. Past either, [`SseDecoder::feed`] returns an [`SseError`], drops
+//! what it buffered, and refuses further input.
+//!
 //! Written here rather than taken from a crate: it is on the hot path of every token, and
 //! the crates available either allocate an owned `String` per field or do not handle a CR
 //! split from its LF across chunks.
 
 use std::borrow::Cow;
+
+use thiserror::Error;
+
+/// The default of [`SseLimits::max_line_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+/// The default of [`SseLimits::max_event_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// How much an [`SseDecoder`] may buffer. The defaults are far above what a provider
+/// sends (the largest legitimate events, the Responses API's final `response.completed`
+/// echoing the whole response, are a few MB) and far below what hurts a machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SseLimits {
+    /// The longest line, in bytes, its terminator excluded.
+    pub max_line_bytes: usize,
+    /// The largest event: the bytes of its `data` lines, newlines included.
+    pub max_event_bytes: usize,
+}
+
+impl Default for SseLimits {
+    /// [`DEFAULT_MAX_LINE_BYTES`] and [`DEFAULT_MAX_EVENT_BYTES`].
+    fn default() -> Self {
+        Self {
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+        }
+    }
+}
+
+/// The stream broke a limit of [`SseLimits`]. The decoder is then unusable: the stream
+/// must be abandoned (retrying the same request would get the same stream).
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SseError {
+    /// A line grew past [`SseLimits::max_line_bytes`] (a server sending data without line
+    /// ends).
+    #[error("an event-stream line is longer than {limit} bytes (the limit)")]
+    LineTooLong {
+        /// The limit.
+        limit: usize,
+    },
+    /// An event's data grew past [`SseLimits::max_event_bytes`] (`data:` lines without the
+    /// blank line that ends an event).
+    #[error("an event-stream event holds more than {limit} bytes of data (the limit)")]
+    EventTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+}
 
 /// One dispatched event, borrowing the decoder's buffers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,8 +138,29 @@ impl OwnedSseEvent {
 
 /// Incremental SSE decoder. Feed it body chunks with [`SseDecoder::feed`]; call
 /// [`SseDecoder::finish`] at the end of the body.
+///
+/// `feed` takes arbitrary bytes in chunks split anywhere, so it is also the entry point
+/// for fuzzing the framing.
+///
+/// ```
+/// use agentbus_llm::sse::{SseDecoder, SseError, SseLimits};
+///
+/// let mut decoder = SseDecoder::new();
+/// let mut data = Vec::new();
+/// decoder.feed(b"data: hel", &mut |e| data.push(e.data.to_owned())).unwrap();
+/// decoder.feed(b"lo\n\n", &mut |e| data.push(e.data.to_owned())).unwrap();
+/// assert_eq!(data, ["hello"]);
+///
+/// let limits = SseLimits { max_line_bytes: 8, ..SseLimits::default() };
+/// let mut decoder = SseDecoder::with_limits(limits);
+/// let error = decoder.feed(b"data: no line end in sight", &mut |_| {}).unwrap_err();
+/// assert_eq!(error, SseError::LineTooLong { limit: 8 });
+/// ```
 #[derive(Debug, Default)]
 pub struct SseDecoder {
+    limits: SseLimits,
+    /// Set once a limit was broken: every later call returns it.
+    failed: Option<SseError>,
     /// The unterminated tail of the input (a partial line).
     partial: Vec<u8>,
     /// How many bytes of `partial` are known to hold no line terminator.
@@ -103,9 +182,43 @@ pub struct SseDecoder {
 }
 
 impl SseDecoder {
-    /// A fresh decoder.
+    /// A fresh decoder with the default [`SseLimits`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fresh decoder with `limits`.
+    pub fn with_limits(limits: SseLimits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> SseLimits {
+        self.limits
+    }
+
+    /// Records `error`, frees the buffers and returns it.
+    fn fail(&mut self, error: SseError) -> SseError {
+        self.failed = Some(error);
+        self.partial = Vec::new();
+        self.data = Vec::new();
+        self.event = Vec::new();
+        self.scanned = 0;
+        self.has_data = false;
+        error
+    }
+
+    /// Checks the length of an unterminated tail.
+    fn check_tail(&mut self, tail: usize) -> Result<(), SseError> {
+        if tail > self.limits.max_line_bytes {
+            return Err(self.fail(SseError::LineTooLong {
+                limit: self.limits.max_line_bytes,
+            }));
+        }
+        Ok(())
     }
 
     /// The last `retry:` value the stream sent, in milliseconds.
@@ -114,7 +227,19 @@ impl SseDecoder {
     }
 
     /// Decodes `chunk`, calling `on_event` for every event it completes.
-    pub fn feed<F: FnMut(SseEvent<'_>)>(&mut self, mut chunk: &[u8], on_event: &mut F) {
+    ///
+    /// # Errors
+    ///
+    /// [`SseError`] when the stream breaks a limit (this call or an earlier one); the
+    /// events completed before the violation were handed out.
+    pub fn feed<F: FnMut(SseEvent<'_>)>(
+        &mut self,
+        mut chunk: &[u8],
+        on_event: &mut F,
+    ) -> Result<(), SseError> {
+        if let Some(error) = self.failed {
+            return Err(error);
+        }
         if !self.started {
             // Skip a UTF-8 BOM; wait for more bytes while the chunk could still be one.
             let bom = b"\xEF\xBB\xBF";
@@ -122,14 +247,13 @@ impl SseDecoder {
             head.extend_from_slice(chunk);
             if head.len() < bom.len() && bom.starts_with(&head) {
                 self.partial = head;
-                return;
+                return Ok(());
             }
             self.started = true;
             let start = if head.starts_with(bom) { bom.len() } else { 0 };
             let head = head.split_off(start);
             self.scanned = 0;
-            self.process_owned(head, on_event);
-            return;
+            return self.process_owned(head, on_event);
         }
         if self.skip_lf && !chunk.is_empty() {
             self.skip_lf = false;
@@ -139,23 +263,31 @@ impl SseDecoder {
         }
         if self.partial.is_empty() {
             // Fast path: lines straight from the chunk, only the tail is copied.
-            let consumed = self.process_lines(chunk, 0, on_event);
+            let consumed = self.process_lines(chunk, 0, on_event)?;
+            self.check_tail(chunk.len() - consumed)?;
             self.partial.extend_from_slice(&chunk[consumed..]);
             self.scanned = self.partial.len();
+            Ok(())
         } else {
             let mut buf = std::mem::take(&mut self.partial);
             buf.extend_from_slice(chunk);
-            self.process_owned(buf, on_event);
+            self.process_owned(buf, on_event)
         }
     }
 
     /// Processes `buf` (which starts at a line start); keeps the unterminated tail.
-    fn process_owned<F: FnMut(SseEvent<'_>)>(&mut self, mut buf: Vec<u8>, on_event: &mut F) {
+    fn process_owned<F: FnMut(SseEvent<'_>)>(
+        &mut self,
+        mut buf: Vec<u8>,
+        on_event: &mut F,
+    ) -> Result<(), SseError> {
         let from = self.scanned;
-        let consumed = self.process_lines(&buf, from, on_event);
+        let consumed = self.process_lines(&buf, from, on_event)?;
+        self.check_tail(buf.len() - consumed)?;
         buf.drain(..consumed);
         self.scanned = buf.len();
         self.partial = buf;
+        Ok(())
     }
 
     /// Handles every complete line of `buf`; `scan_from` bytes of the first line are
@@ -165,12 +297,12 @@ impl SseDecoder {
         buf: &[u8],
         scan_from: usize,
         on_event: &mut F,
-    ) -> usize {
+    ) -> Result<usize, SseError> {
         let mut line_start = 0;
         let mut search = scan_from;
         loop {
             let Some(offset) = find_line_end(&buf[search..]) else {
-                return line_start;
+                return Ok(line_start);
             };
             let end = search + offset;
             let line = &buf[line_start..end];
@@ -187,19 +319,28 @@ impl SseDecoder {
             } else {
                 end + 1
             };
-            self.process_line(line, on_event);
+            if line.len() > self.limits.max_line_bytes {
+                return Err(self.fail(SseError::LineTooLong {
+                    limit: self.limits.max_line_bytes,
+                }));
+            }
+            self.process_line(line, on_event)?;
             line_start = next;
             search = next;
         }
     }
 
-    fn process_line<F: FnMut(SseEvent<'_>)>(&mut self, line: &[u8], on_event: &mut F) {
+    fn process_line<F: FnMut(SseEvent<'_>)>(
+        &mut self,
+        line: &[u8],
+        on_event: &mut F,
+    ) -> Result<(), SseError> {
         if line.is_empty() {
             self.dispatch(on_event);
-            return;
+            return Ok(());
         }
         if line[0] == b':' {
-            return;
+            return Ok(());
         }
         let (field, value) = match line.iter().position(|&b| b == b':') {
             Some(colon) => {
@@ -211,6 +352,11 @@ impl SseDecoder {
         };
         match field {
             b"data" => {
+                if self.data.len() + value.len() >= self.limits.max_event_bytes {
+                    return Err(self.fail(SseError::EventTooLarge {
+                        limit: self.limits.max_event_bytes,
+                    }));
+                }
                 self.data.extend_from_slice(value);
                 self.data.push(b'\n');
                 self.has_data = true;
@@ -228,6 +374,7 @@ impl SseDecoder {
             }
             _ => {}
         }
+        Ok(())
     }
 
     fn dispatch<F: FnMut(SseEvent<'_>)>(&mut self, on_event: &mut F) {
@@ -256,7 +403,11 @@ impl SseDecoder {
     /// closing blank line is dispatched (several servers omit it); an unterminated last
     /// line is dropped, since the body may have been cut inside it. Returns whether such a
     /// cut line was dropped.
+    /// After a limit error it does nothing and returns `false`.
     pub fn finish<F: FnMut(SseEvent<'_>)>(&mut self, on_event: &mut F) -> bool {
+        if self.failed.is_some() {
+            return false;
+        }
         let dropped = !self.partial.is_empty();
         self.partial.clear();
         self.scanned = 0;
@@ -264,14 +415,19 @@ impl SseDecoder {
         dropped
     }
 
-    /// Decodes a whole body at once into owned events (tests, recorded files).
-    pub fn decode_all(body: &[u8]) -> Vec<OwnedSseEvent> {
+    /// Decodes a whole body at once into owned events (tests, recorded files), with the
+    /// default limits.
+    ///
+    /// # Errors
+    ///
+    /// [`SseError`] when the body breaks a limit.
+    pub fn decode_all(body: &[u8]) -> Result<Vec<OwnedSseEvent>, SseError> {
         let mut decoder = SseDecoder::new();
         let mut events = Vec::new();
         let mut push = |event: SseEvent<'_>| events.push(event.to_owned_event());
-        decoder.feed(body, &mut push);
+        decoder.feed(body, &mut push)?;
         decoder.finish(&mut push);
-        events
+        Ok(events)
     }
 }
 
@@ -298,7 +454,7 @@ mod tests {
         let mut events = Vec::new();
         let mut push = |event: SseEvent<'_>| events.push(event.to_owned_event());
         for chunk in body.chunks(split.max(1)) {
-            decoder.feed(chunk, &mut push);
+            decoder.feed(chunk, &mut push).unwrap();
         }
         decoder.finish(&mut push);
         events
@@ -330,7 +486,9 @@ mod tests {
         let body = b": keep-alive\nevent: delta\nid: 7\nretry: 1500\ndata:{\"x\":1}\n\n";
         let mut decoder = SseDecoder::new();
         let mut events = Vec::new();
-        decoder.feed(body, &mut |e: SseEvent<'_>| events.push(e.to_owned_event()));
+        decoder
+            .feed(body, &mut |e: SseEvent<'_>| events.push(e.to_owned_event()))
+            .unwrap();
         assert_eq!(
             events,
             [OwnedSseEvent {
@@ -344,13 +502,13 @@ mod tests {
 
     #[test]
     fn multi_line_data_is_joined_with_newlines() {
-        let events = SseDecoder::decode_all(b"data: one\ndata:two\ndata\n\n");
+        let events = SseDecoder::decode_all(b"data: one\ndata:two\ndata\n\n").unwrap();
         assert_eq!(data_of(&events), ["one\ntwo\n"]);
     }
 
     #[test]
     fn event_without_data_is_not_dispatched() {
-        let events = SseDecoder::decode_all(b"event: ping\n\ndata: x\n\n");
+        let events = SseDecoder::decode_all(b"event: ping\n\ndata: x\n\n").unwrap();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].event, "");
         assert_eq!(events[0].event_type(), "message");
@@ -375,8 +533,66 @@ mod tests {
         let mut decoder = SseDecoder::new();
         let mut events = Vec::new();
         let mut push = |e: SseEvent<'_>| events.push(e.to_owned_event());
-        decoder.feed(b"data: a\n\ndata: {\"cut", &mut push);
+        decoder.feed(b"data: a\n\ndata: {\"cut", &mut push).unwrap();
         assert!(decoder.finish(&mut push));
         assert_eq!(data_of(&events), ["a"]);
+    }
+
+    #[test]
+    fn a_line_without_an_end_is_refused_at_the_limit() {
+        let limits = SseLimits {
+            max_line_bytes: 64,
+            max_event_bytes: 1024,
+        };
+        for piece in [1usize, 7, 64, 1000] {
+            let mut decoder = SseDecoder::with_limits(limits);
+            let mut events = Vec::new();
+            let mut push = |e: SseEvent<'_>| events.push(e.to_owned_event());
+            decoder.feed(b"data: ok\n\n", &mut push).unwrap();
+            let long = vec![b'x'; 2000];
+            let mut result = Ok(());
+            for chunk in long.chunks(piece) {
+                result = decoder.feed(chunk, &mut push);
+                if result.is_err() {
+                    break;
+                }
+            }
+            assert_eq!(result, Err(SseError::LineTooLong { limit: 64 }), "{piece}");
+            assert!(decoder.partial.capacity() == 0, "buffers freed");
+            // Refused for good; what came before was handed out.
+            assert!(decoder.feed(b"\n\ndata: b\n\n", &mut push).is_err());
+            assert!(!decoder.finish(&mut push));
+            assert_eq!(data_of(&events), ["ok"]);
+        }
+        // A long line inside one chunk, terminated, is refused too.
+        let mut decoder = SseDecoder::with_limits(limits);
+        let body = format!("data: {}\n\n", "y".repeat(100));
+        assert!(decoder.feed(body.as_bytes(), &mut |_| {}).is_err());
+    }
+
+    #[test]
+    fn data_lines_without_a_blank_line_are_refused_at_the_event_limit() {
+        let limits = SseLimits {
+            max_line_bytes: 64,
+            max_event_bytes: 200,
+        };
+        let mut decoder = SseDecoder::with_limits(limits);
+        let mut result = Ok(());
+        for _ in 0..100 {
+            result = decoder.feed(b"data: 0123456789\n", &mut |_| {});
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(SseError::EventTooLarge { limit: 200 }));
+        assert!(decoder.data.capacity() == 0, "buffers freed");
+        // Just under the limit is fine.
+        let mut decoder = SseDecoder::with_limits(limits);
+        let mut n = 0;
+        for _ in 0..10 {
+            decoder.feed(b"data: 0123456789\n", &mut |_| {}).unwrap();
+        }
+        decoder.feed(b"\n", &mut |_| n += 1).unwrap();
+        assert_eq!(n, 1);
     }
 }

@@ -21,6 +21,7 @@ fn test_config(server: &FakeServer) -> HttpConfig {
             connect: Duration::from_secs(2),
             first_byte: Duration::from_secs(3),
             idle: Duration::from_secs(3),
+            total: Duration::from_secs(20),
         })
         .with_retry(RetryPolicy {
             max_retries: 2,

@@ -73,12 +73,12 @@ fn lengthen(
 }
 
 /// The JSON `data:` payloads of a body (what the baseline parses).
-fn payloads(body: &[u8]) -> Vec<String> {
-    agentbus_llm::sse::SseDecoder::decode_all(body)
+fn payloads(body: &[u8]) -> anyhow::Result<Vec<String>> {
+    Ok(agentbus_llm::sse::SseDecoder::decode_all(body)?
         .into_iter()
         .map(|e| e.data)
         .filter(|d| d.trim() != "[DONE]")
-        .collect()
+        .collect())
 }
 
 /// Decodes `body` as a consumer would: piece by piece, handing each piece's events on
@@ -117,7 +117,7 @@ struct Measured {
 }
 
 fn measure(name: &'static str, api: Api, body: &[u8], reps: usize) -> anyhow::Result<Measured> {
-    let data = payloads(body);
+    let data = payloads(body)?;
     let (events, last) = decode(api, body);
     anyhow::ensure!(
         matches!(last, Some(StreamEvent::Finish(_))),

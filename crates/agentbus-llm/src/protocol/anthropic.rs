@@ -21,6 +21,7 @@ use serde::Deserialize;
 use super::{ProtocolDecoder, json_payload, parse_json};
 use crate::assemble::ResponseAssembler;
 use crate::errors::in_band_error;
+use crate::limits::{StreamLimits, limit_error};
 use crate::pricing::{InputCounting, PricingTable};
 use crate::sse::SseEvent;
 
@@ -123,9 +124,9 @@ pub(crate) struct AnthropicDecoder {
 }
 
 impl AnthropicDecoder {
-    pub fn new(pricing: Option<Arc<PricingTable>>) -> Self {
+    pub fn new(pricing: Option<Arc<PricingTable>>, limits: StreamLimits) -> Self {
         Self {
-            response: ResponseAssembler::new(pricing, InputCounting::ExcludesCached),
+            response: ResponseAssembler::new(pricing, InputCounting::ExcludesCached, limits),
             blocks: Vec::new(),
         }
     }
@@ -180,6 +181,17 @@ impl AnthropicDecoder {
                     "tool_use" | "server_tool_use" => BlockKind::ToolUse,
                     _ => BlockKind::Other,
                 };
+                let limit = self.response.limits().max_content_blocks;
+                if self.blocks.len() >= limit {
+                    self.response.fail(
+                        limit_error(format!(
+                            "the response opens more than {limit} content blocks (the limit, max_content_blocks)"
+                        )),
+                        out,
+                    );
+                    self.blocks = Vec::new();
+                    return;
+                }
                 self.blocks.push((index, kind));
                 match kind {
                     BlockKind::Text => {

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use agentbus_events::stream::{StreamError, StreamEvent};
 
 use crate::assemble::ResponseAssembler;
+use crate::limits::{StreamLimits, sse_limit_error};
 use crate::pricing::PricingTable;
+use crate::redact::redact_secrets;
 use crate::sse::{SseDecoder, SseEvent};
 
 pub(crate) use anthropic::AnthropicDecoder;
@@ -51,11 +53,15 @@ impl Api {
         }
     }
 
-    fn protocol_decoder(self, pricing: Option<Arc<PricingTable>>) -> Box<dyn ProtocolDecoder> {
+    fn protocol_decoder(
+        self,
+        pricing: Option<Arc<PricingTable>>,
+        limits: StreamLimits,
+    ) -> Box<dyn ProtocolDecoder> {
         match self {
-            Api::OpenAiChat => Box::new(ChatCompletionsDecoder::new(pricing)),
-            Api::OpenAiResponses => Box::new(ResponsesDecoder::new(pricing)),
-            Api::AnthropicMessages => Box::new(AnthropicDecoder::new(pricing)),
+            Api::OpenAiChat => Box::new(ChatCompletionsDecoder::new(pricing, limits)),
+            Api::OpenAiResponses => Box::new(ResponsesDecoder::new(pricing, limits)),
+            Api::AnthropicMessages => Box::new(AnthropicDecoder::new(pricing, limits)),
         }
     }
 }
@@ -89,6 +95,31 @@ pub(crate) trait ProtocolDecoder: Send {
 /// Bytes in, [`StreamEvent`]s out: an [`SseDecoder`] feeding a protocol decoder. The
 /// output honours the contract: after [`StreamDecoder::end`] or
 /// [`StreamDecoder::fail`], exactly one terminal event has been produced.
+///
+/// Every limit of [`StreamLimits`] applies; breaking one ends the output with a
+/// non-recoverable [`StreamErrorKind::Protocol`](agentbus_events::stream::StreamErrorKind)
+/// error.
+///
+/// # Fuzzing entry point
+///
+/// [`StreamDecoder::new`] + [`StreamDecoder::feed`] (arbitrary bytes, in chunks split
+/// anywhere) + [`StreamDecoder::end`] is the whole decoding path of each protocol, with no
+/// I/O: a fuzz target feeds it arbitrary input and checks that it neither panics nor
+/// breaks the one-terminal-event contract.
+///
+/// ```
+/// use agentbus_llm::{Api, StreamDecoder};
+///
+/// for api in [Api::OpenAiChat, Api::OpenAiResponses, Api::AnthropicMessages] {
+///     let mut decoder = StreamDecoder::new(api, None);
+///     let mut out = Vec::new();
+///     for chunk in b"data: {\"garbage\n\n\xff\xfe".chunks(3) {
+///         decoder.feed(chunk, &mut out);
+///     }
+///     decoder.end(&mut out);
+///     assert_eq!(out.iter().filter(|e| e.is_terminal()).count(), 1);
+/// }
+/// ```
 pub struct StreamDecoder {
     sse: SseDecoder,
     protocol: Box<dyn ProtocolDecoder>,
@@ -103,11 +134,17 @@ impl std::fmt::Debug for StreamDecoder {
 }
 
 impl StreamDecoder {
-    /// A decoder for `api`; `pricing` computes `cost_usd` (none: the cost is absent).
+    /// A decoder for `api` with the default [`StreamLimits`]; `pricing` computes
+    /// `cost_usd` (none: the cost is absent).
     pub fn new(api: Api, pricing: Option<Arc<PricingTable>>) -> Self {
+        Self::with_limits(api, pricing, StreamLimits::default())
+    }
+
+    /// A decoder for `api` with `limits`.
+    pub fn with_limits(api: Api, pricing: Option<Arc<PricingTable>>, limits: StreamLimits) -> Self {
         Self {
-            sse: SseDecoder::new(),
-            protocol: api.protocol_decoder(pricing),
+            sse: SseDecoder::with_limits(limits.sse()),
+            protocol: api.protocol_decoder(pricing, limits),
         }
     }
 
@@ -117,8 +154,12 @@ impl StreamDecoder {
         if protocol.is_terminated() {
             return;
         }
-        self.sse
-            .feed(chunk, &mut |event| protocol.on_event(event, out));
+        if let Err(error) = self
+            .sse
+            .feed(chunk, &mut |event| protocol.on_event(event, out))
+        {
+            protocol.fail(sse_limit_error(error), out);
+        }
     }
 
     /// The body ended: appends the terminal event if it was not produced yet.
@@ -176,7 +217,10 @@ pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(data: &'a str) -> Result
         let preview: String = data.chars().take(120).collect();
         StreamError::new(
             agentbus_events::stream::StreamErrorKind::Protocol,
-            format!("invalid JSON in stream chunk ({e}): {preview}"),
+            format!(
+                "invalid JSON in stream chunk ({e}): {}",
+                redact_secrets(&preview)
+            ),
         )
     })
 }

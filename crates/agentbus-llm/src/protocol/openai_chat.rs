@@ -21,6 +21,7 @@ use serde::Deserialize;
 use super::{ProtocolDecoder, parse_json};
 use crate::assemble::ResponseAssembler;
 use crate::errors::in_band_error;
+use crate::limits::StreamLimits;
 use crate::pricing::{InputCounting, PricingTable};
 use crate::sse::SseEvent;
 
@@ -136,9 +137,9 @@ pub(crate) struct ChatCompletionsDecoder {
 }
 
 impl ChatCompletionsDecoder {
-    pub fn new(pricing: Option<Arc<PricingTable>>) -> Self {
+    pub fn new(pricing: Option<Arc<PricingTable>>, limits: StreamLimits) -> Self {
         Self {
-            response: ResponseAssembler::new(pricing, InputCounting::IncludesCached),
+            response: ResponseAssembler::new(pricing, InputCounting::IncludesCached, limits),
         }
     }
 
@@ -167,7 +168,7 @@ impl ChatCompletionsDecoder {
                     response.text(content, out);
                 }
                 if let Some(refusal) = &delta.refusal {
-                    response.refusal(refusal);
+                    response.refusal(refusal, out);
                 }
                 for (position, fragment) in delta.tool_calls.into_iter().flatten().enumerate() {
                     let id = fragment.id.as_deref();
@@ -204,8 +205,9 @@ impl ChatCompletionsDecoder {
             response.usage.reasoning_tokens = usage
                 .completion_tokens_details
                 .and_then(|d| d.reasoning_tokens);
-            if usage.cost.is_some() {
-                response.reported_cost = usage.cost;
+            // A cost must be a finite, non-negative amount; anything else is ignored.
+            if let Some(cost) = usage.cost.filter(|c| c.is_finite() && *c >= 0.0) {
+                response.reported_cost = Some(cost);
             }
         }
     }

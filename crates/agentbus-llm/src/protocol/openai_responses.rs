@@ -21,6 +21,7 @@ use serde::Deserialize;
 use super::{ProtocolDecoder, json_payload, parse_json};
 use crate::assemble::ResponseAssembler;
 use crate::errors::in_band_error;
+use crate::limits::{StreamLimits, limit_error};
 use crate::pricing::{InputCounting, PricingTable};
 use crate::sse::SseEvent;
 
@@ -121,9 +122,9 @@ pub(crate) struct ResponsesDecoder {
 }
 
 impl ResponsesDecoder {
-    pub fn new(pricing: Option<Arc<PricingTable>>) -> Self {
+    pub fn new(pricing: Option<Arc<PricingTable>>, limits: StreamLimits) -> Self {
         Self {
-            response: ResponseAssembler::new(pricing, InputCounting::IncludesCached),
+            response: ResponseAssembler::new(pricing, InputCounting::IncludesCached, limits),
             items: Vec::new(),
         }
     }
@@ -201,7 +202,7 @@ impl ResponsesDecoder {
             }
             "response.refusal.delta" => {
                 if let Some(delta) = &event.delta {
-                    self.response.refusal(delta);
+                    self.response.refusal(delta, out);
                 }
             }
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
@@ -219,6 +220,17 @@ impl ResponsesDecoder {
                     .output_index
                     .unwrap_or_else(|| self.response.next_tool_index());
                 if let Some(id) = &item.id {
+                    let limit = self.response.limits().max_tool_calls;
+                    if self.items.len() >= limit {
+                        self.response.fail(
+                            limit_error(format!(
+                                "the response opens more than {limit} tool calls (the limit, max_tool_calls)"
+                            )),
+                            out,
+                        );
+                        self.items = Vec::new();
+                        return;
+                    }
                     self.items.push((id.clone().into_owned(), index));
                 }
                 self.response.tool_fragment(
@@ -243,7 +255,7 @@ impl ResponsesDecoder {
                     self.index_of(event.item_id.as_deref(), event.output_index),
                     &event.arguments,
                 ) {
-                    self.response.tool_arguments_final(index, arguments);
+                    self.response.tool_arguments_final(index, arguments, out);
                 }
             }
             "response.output_item.done" => {
@@ -255,7 +267,7 @@ impl ResponsesDecoder {
                             return;
                         };
                         if let Some(arguments) = &item.arguments {
-                            self.response.tool_arguments_final(index, arguments);
+                            self.response.tool_arguments_final(index, arguments, out);
                         }
                         self.response.complete_tool(index, out);
                     }
