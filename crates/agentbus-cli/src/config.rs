@@ -31,6 +31,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("api-key-env", "AGENTBUS_API_KEY_ENV"),
     ("store", "AGENTBUS_STORE"),
     ("max-iterations", "AGENTBUS_MAX_ITERATIONS"),
+    ("request-timeout", "AGENTBUS_REQUEST_TIMEOUT"),
+    ("first-byte-timeout", "AGENTBUS_FIRST_BYTE_TIMEOUT"),
+    ("idle-timeout", "AGENTBUS_IDLE_TIMEOUT"),
+    ("max-event-bytes", "AGENTBUS_MAX_EVENT_BYTES"),
+    ("max-response-bytes", "AGENTBUS_MAX_RESPONSE_BYTES"),
 ];
 
 /// The file to read, if any: `$AGENTBUS_CONFIG` (which must exist), else the first of

@@ -5,8 +5,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use agentbus_llm::{ApiKey, ChatModel, HttpConfig, HttpModel, PricingTable};
+use agentbus_llm::{
+    ApiKey, ChatModel, HttpConfig, HttpModel, PricingTable, StreamLimits, Timeouts,
+};
 use anyhow::Context;
 
 /// The provider flags.
@@ -36,6 +39,78 @@ pub struct ProviderArgs {
     /// million tokens) overriding the built-in table.
     #[arg(long, value_name = "FILE")]
     pub pricing: Option<PathBuf>,
+    /// The longest an HTTP model call may take in all, retries and their waits included
+    /// (`30m`, `90s`, `500ms`, or seconds). Keep-alive comments do not extend it.
+    #[arg(long, value_name = "DURATION", env = "AGENTBUS_REQUEST_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// The longest an HTTP model call waits from sending a request to the first byte of
+    /// the response body (headers included), per attempt.
+    #[arg(long, value_name = "DURATION", env = "AGENTBUS_FIRST_BYTE_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub first_byte_timeout: Duration,
+    /// The longest silence allowed between two chunks of a streaming response.
+    #[arg(long, value_name = "DURATION", env = "AGENTBUS_IDLE_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// The largest server-sent event (and line) a response may contain (`16MiB`, `512KiB`,
+    /// or bytes); past it the call fails without a retry.
+    #[arg(long, value_name = "SIZE", env = "AGENTBUS_MAX_EVENT_BYTES", default_value = "16MiB", value_parser = parse_size)]
+    pub max_event_bytes: usize,
+    /// The most output (text, reasoning, tool calls) one response may accumulate; past it
+    /// the call fails without a retry.
+    #[arg(long, value_name = "SIZE", env = "AGENTBUS_MAX_RESPONSE_BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub max_response_bytes: usize,
+}
+
+/// A duration: a number with `ms`, `s`, `m` or `h`, or a bare number of seconds (what a
+/// number in `agentbus.toml` becomes). Written here because `humantime` rejects bare
+/// numbers, and this is all the CLI needs.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 30m, 90s, 500ms, 120)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" | "secs" => number,
+        "ms" => number / 1000.0,
+        "m" | "min" | "mins" => number * 60.0,
+        "h" => number * 3600.0,
+        other => return Err(format!("unknown unit `{other}` in `{text}` (ms, s, m, h)")),
+    };
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{text}` is not a positive duration a clock can hold"))
+}
+
+/// A size in bytes: a number with `KiB`, `MiB` or `GiB` (`KB`/`MB`/`GB` accepted, also
+/// binary), or a bare number of bytes.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (e.g. 16MiB, 512KiB, 1048576)"))?;
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (KiB, MiB, GiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(scale)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{text}` is not a positive size this machine can address"))
 }
 
 /// The providers.
@@ -86,7 +161,19 @@ impl ProviderArgs {
             self.base_url.as_deref().unwrap_or(default_url),
             self.model.as_deref().unwrap_or(default_model),
         )
-        .with_api_key(ApiKey::from_env(key_var));
+        .with_api_key(ApiKey::from_env(key_var))
+        .with_timeouts(Timeouts {
+            first_byte: self.first_byte_timeout,
+            idle: self.idle_timeout,
+            total: self.request_timeout,
+            ..Timeouts::default()
+        })
+        .with_limits(StreamLimits {
+            max_line_bytes: self.max_event_bytes,
+            max_event_bytes: self.max_event_bytes,
+            max_response_bytes: self.max_response_bytes,
+            ..StreamLimits::default()
+        });
         config.pricing = Some(Arc::new(pricing));
         let model = match (self.provider, self.api) {
             (Provider::Openai, OpenAiApi::Chat) => HttpModel::openai_chat(config),
@@ -112,5 +199,35 @@ impl ProviderArgs {
             );
         }
         Ok(Arc::new(super::model::load_local()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_parse_and_bad_ones_are_clear_errors() {
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("120"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        for bad in ["", "0", "-5s", "1e999", "5 parsecs", "ms", "1e20h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("512kb"), Ok(512 << 10));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "1.5MiB",
+            "99999999999999999999GiB",
+            "3 bananas",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 }
