@@ -447,3 +447,221 @@ fn a_replay_yields_the_same_events_as_the_live_run() {
     assert_eq!(stats["models"][0]["calls"], 2, "{stats}");
     assert_eq!(stats["tools"][0]["tool"], "calculator", "{stats}");
 }
+
+// ---- reading commands open the store read-only; URLs are shown masked ----------------------
+
+#[test]
+fn a_typo_in_the_store_path_is_an_error_naming_it_and_creates_nothing() {
+    let dir = TempDir::new("typo");
+    let missing = dir.0.join("no-such-dir").join("agentbsu.db");
+    let url = format!("sqlite://{}", missing.display());
+    for args in [
+        vec!["sessions", "--store", &url],
+        vec!["stats", "--store", &url],
+        vec!["replay", "s", "--store", &url],
+    ] {
+        let out = agentbus(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("no event store"), "{args:?}: {stderr}");
+        assert!(stderr.contains("agentbsu.db"), "{args:?}: {stderr}");
+        assert!(
+            !missing.parent().unwrap().exists(),
+            "{args:?} created a directory"
+        );
+    }
+    // The same in an existing directory: no file appears.
+    let url = format!("sqlite://{}", dir.0.join("agentbsu.db").display());
+    let out = agentbus(&["sessions", "--store", &url]);
+    assert!(!out.status.success());
+    assert!(!dir.0.join("agentbsu.db").exists());
+}
+
+#[test]
+fn a_locked_store_is_reported_at_once_with_its_holder() {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new("locked");
+    fill(&dir.url(), "s");
+    let path = dir.0.join("agentbus.db");
+    // Another program holding the store exclusively: Python's sqlite3, a real process.
+    let script = "import sqlite3, sys, time\n\
+                  c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+                  c.execute('PRAGMA locking_mode = EXCLUSIVE')\n\
+                  c.execute('BEGIN EXCLUSIVE')\n\
+                  c.execute('UPDATE agentbus_schema SET description = description')\n\
+                  print('locked', flush=True)\n\
+                  time.sleep(120)\n";
+    let mut holder = match Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(error) => {
+            eprintln!("note: skipping: python3 is needed to hold the lock ({error})");
+            return;
+        }
+    };
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let start = std::time::Instant::now();
+    let out = agentbus(&["sessions", "--store", &dir.url()]);
+    let waited = start.elapsed();
+    let pid = holder.id();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is locked"), "{stderr}");
+    assert!(stderr.contains(&format!("pid {pid}")), "{stderr}");
+    assert!(waited < std::time::Duration::from_secs(10), "{waited:?}");
+    // Released: it reads.
+    assert!(stdout(&agentbus(&["sessions", "--store", &dir.url()])).contains("s "));
+}
+
+#[test]
+fn a_store_url_is_never_shown_with_its_password() {
+    let url = "postgres://agentbus:hunter2@127.0.0.1:1/test?password=hunter3";
+    for args in [
+        vec!["sessions", "--store", url],
+        vec!["stats", "--store", url],
+        vec!["replay", "s", "--store", url],
+        vec![
+            "run",
+            "--provider",
+            "openai",
+            "--base-url",
+            "http://127.0.0.1:1/v1",
+            "--store",
+            url,
+            "hi",
+        ],
+    ] {
+        let out = agentbus(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("127.0.0.1:1"), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("hunter2") && !stderr.contains("hunter3"),
+            "{args:?} leaked the password: {stderr}"
+        );
+    }
+}
+
+/// An OpenAI-compatible server that answers with one chunk and then holds the stream open.
+fn serve_one_chunk_then_hang() -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let Ok((mut socket, _)) = listener.accept() else {
+            return;
+        };
+        let mut reader = BufReader::new(socket.try_clone().unwrap());
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0u8; length];
+        let _ = reader.read_exact(&mut body);
+        let chunk = serde_json::json!({"id": "c1", "object": "chat.completion.chunk",
+            "model": "fake-model",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"},
+                         "finish_reason": null}]});
+        let _ = socket.write_all(
+            format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: {chunk}\n\n")
+                .as_bytes(),
+        );
+        let _ = socket.flush();
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    });
+    url
+}
+
+#[test]
+fn a_session_whose_writer_was_killed_is_reported_cut_short() {
+    let dir = TempDir::new("killed");
+    let url = serve_one_chunk_then_hang();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .current_dir(&dir.0)
+        .env_remove("AGENTBUS_STORE")
+        .env("RUST_LOG", "error")
+        .args(["run", "--provider", "openai", "--base-url", &url])
+        .args(["--model", "fake-model", "--events", "jsonl", "Hello?"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the run has stored the start of its session (the first text delta).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let session = loop {
+        assert!(std::time::Instant::now() < deadline, "nothing stored");
+        assert!(run.try_wait().unwrap().is_none(), "the run ended");
+        if let Ok(store) = EventStore::open_read_only(&dir.url())
+            && let Ok(deltas) =
+                store.events(&agentbus_store::EventQuery::of_type("stream.text_delta"))
+            && let Some(delta) = deltas.first()
+        {
+            break delta.row.session_id.clone().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // SIGKILL: no close, no end event, no record of the writer's end.
+    run.kill().unwrap();
+    run.wait().unwrap();
+
+    let listed = agentbus(&["sessions", "--store", &dir.url()]);
+    let table = stdout(&listed);
+    assert!(table.contains("INTERRUPTED"), "{table}");
+    let warning = String::from_utf8_lossy(&listed.stderr);
+    assert!(
+        warning.contains(&format!("session {session} was interrupted")),
+        "{warning}"
+    );
+
+    let json: Value = serde_json::from_str(&stdout(&agentbus(&[
+        "sessions",
+        "--store",
+        &dir.url(),
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(json[0]["status"]["state"], "interrupted", "{json}");
+
+    let stats = agentbus(&["stats", &session, "--store", &dir.url()]);
+    stdout(&stats);
+    assert!(
+        String::from_utf8_lossy(&stats.stderr).contains("was interrupted"),
+        "{}",
+        String::from_utf8_lossy(&stats.stderr)
+    );
+    let replay = agentbus(&[
+        "replay",
+        &session,
+        "--store",
+        &dir.url(),
+        "--speed",
+        "max",
+        "--events",
+        "jsonl",
+    ]);
+    assert!(!stdout(&replay).is_empty());
+    assert!(
+        String::from_utf8_lossy(&replay.stderr).contains("was interrupted"),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+}

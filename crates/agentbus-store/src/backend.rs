@@ -1,14 +1,13 @@
-//! [`Backend`]: the one trait both databases implement, and [`open_backend`].
+//! [`Backend`]: the one trait both databases implement.
 
 use std::ops::RangeInclusive;
 
 use crate::error::Result;
-use crate::location::StoreLocation;
-use crate::migrations::LATEST_VERSION;
 use crate::query::EventQuery;
 use crate::row::{EventRow, StoredEvent};
+use crate::status::SessionStatus;
 
-/// Per-session counts computed by the database.
+/// One session as the store indexes it: counts, span and status, without reading its events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionCounts {
     /// The session id (events without a session are not counted here).
@@ -21,13 +20,18 @@ pub struct SessionCounts {
     pub events: u64,
     /// The store `seq` of the session's first event (sessions list in this order).
     pub first_seq: u64,
+    /// The store `seq` of the session's last event.
+    pub last_seq: u64,
+    /// Whether its writer finished it (see [`SessionStatus`]).
+    pub status: SessionStatus,
 }
 
 /// A database holding an event store. Implemented for SQLite and PostgreSQL.
 ///
 /// Calls block the calling thread; from async code, call them through
 /// `tokio::task::spawn_blocking` (the [`StoreWriter`](crate::StoreWriter) runs its backend
-/// on a thread of its own).
+/// on a thread of its own). A backend opened read-only
+/// ([`open_backend_read_only`](crate::open_backend_read_only)) refuses every write.
 pub trait Backend: Send {
     /// Where the store is (for messages; passwords masked).
     fn location(&self) -> String;
@@ -37,8 +41,17 @@ pub trait Backend: Send {
 
     /// Appends `rows` in one transaction, in order, and returns the store `seq`s they got:
     /// the next numbers after the store's last, without gaps. Either every row is written
-    /// or none is. An empty slice writes nothing and returns an empty range.
+    /// or none is. An empty slice writes nothing and returns an empty range. The per-session
+    /// index (`agentbus_sessions`) is updated in the same transaction, naming the writer
+    /// registered with [`begin_writer`](Self::begin_writer), if any.
     fn append(&mut self, rows: &[EventRow]) -> Result<RangeInclusive<u64>>;
+
+    /// Records a writer with id `writer_id` as started (state `writing`, this process and
+    /// host); later appends on this connection name it as their sessions' writer.
+    fn begin_writer(&mut self, writer_id: &str) -> Result<()>;
+
+    /// Records how the writer registered on this connection ended (see [`crate::status`]).
+    fn end_writer(&mut self, end: &crate::status::WriterEnd) -> Result<()>;
 
     /// Calls `each` with every event `query` selects, in store order, stopping at the first
     /// error `each` returns.
@@ -48,30 +61,23 @@ pub trait Backend: Send {
         each: &mut dyn FnMut(StoredEvent) -> Result<()>,
     ) -> Result<()>;
 
-    /// Counts and time span of every session, in order of their first event.
-    fn session_counts(&mut self) -> Result<Vec<SessionCounts>>;
+    /// Calls `each` with `(request_id, earliest ts_us)` for every request that has events of
+    /// `types` (of `session_id` only, when given), computed by the database from the
+    /// indexed columns: no event body is read.
+    fn first_times(
+        &mut self,
+        types: &[&str],
+        session_id: Option<&str>,
+        each: &mut dyn FnMut(String, i64),
+    ) -> Result<()>;
+
+    /// Counts, span and status of every session (or of `session_id` only), in order of
+    /// their first event; one row read per session.
+    fn session_counts(&mut self, session_id: Option<&str>) -> Result<Vec<SessionCounts>>;
 
     /// The highest store `seq` (0 when the store is empty).
     fn last_seq(&mut self) -> Result<u64>;
 
     /// How many events the store holds.
     fn count(&mut self) -> Result<u64>;
-}
-
-/// Opens the store at `location`, creating it or migrating it to the latest schema.
-pub fn open_backend(location: &StoreLocation) -> Result<Box<dyn Backend>> {
-    open_backend_at_version(location, LATEST_VERSION)
-}
-
-/// Opens the store at `location`, migrating it no further than `version` (for tests of
-/// migrations; use [`open_backend`] otherwise).
-pub fn open_backend_at_version(location: &StoreLocation, version: i64) -> Result<Box<dyn Backend>> {
-    match location {
-        StoreLocation::Sqlite { path } => {
-            Ok(Box::new(crate::sqlite::SqliteBackend::open(path, version)?))
-        }
-        StoreLocation::Postgres { url, schema } => Ok(Box::new(
-            crate::postgres::PostgresBackend::open(url, schema.as_deref(), version)?,
-        )),
-    }
 }

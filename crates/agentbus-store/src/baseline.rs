@@ -96,7 +96,7 @@ pub fn plain_multi_row_insert(
             std::thread::spawn(move || -> Result<()> {
                 let mut client = postgres::Client::connect(&url, postgres::NoTls).map_err(|e| {
                     StoreError::Connect {
-                        location: crate::location::mask_password(&url),
+                        location: crate::location::mask_url(&url),
                         message: e.to_string(),
                     }
                 })?;
@@ -158,7 +158,7 @@ pub fn drop_postgres_schema(url: &str, schema: &str) -> Result<()> {
     std::thread::spawn(move || -> Result<()> {
         let mut client =
             postgres::Client::connect(&url, postgres::NoTls).map_err(|e| StoreError::Connect {
-                location: crate::location::mask_password(&url),
+                location: crate::location::mask_url(&url),
                 message: e.to_string(),
             })?;
         client

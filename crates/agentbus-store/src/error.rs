@@ -21,6 +21,34 @@ pub enum StoreError {
         /// What SQLite reported.
         message: String,
     },
+    /// A reading command named a store that does not exist; nothing was created.
+    #[error(
+        "no event store at `{location}` (nothing was created; check the path or URL given with --store)"
+    )]
+    NotFound {
+        /// Where the store was looked for.
+        location: String,
+    },
+    /// The database exists but holds no agentbus store yet (opened read-only, it is not
+    /// created).
+    #[error("`{location}` holds no agentbus event store yet (nothing was changed)")]
+    NoStore {
+        /// Where the database is.
+        location: String,
+    },
+    /// Another connection holds the store locked; the read gave up instead of waiting.
+    #[error(
+        "the store `{location}` is locked by another connection{holders} and stayed locked for \
+         {waited_ms} ms; nothing was changed — try again when it is released"
+    )]
+    Locked {
+        /// The store.
+        location: String,
+        /// Who holds it open, when known: ` (held open by pid 12 `agentbus`)`, or empty.
+        holders: String,
+        /// How long the read waited.
+        waited_ms: u64,
+    },
     /// The database holds tables of something else and no agentbus store; it was left untouched.
     #[error(
         "`{location}` is a database of something else, not an agentbus event store (left untouched)"
@@ -95,6 +123,12 @@ pub enum StoreError {
         lost: u64,
         /// The first error the writer hit.
         message: String,
+    },
+    /// The store was opened read-only; it cannot be written through this handle.
+    #[error("the store `{location}` was opened read-only")]
+    ReadOnly {
+        /// The store.
+        location: String,
     },
     /// The writer has been closed; nothing more can be appended.
     #[error("the store writer is closed")]

@@ -11,7 +11,12 @@
 //! - Rows keep the wire-format JSON beside indexed columns (session, type, time, request id,
 //!   agent call id); PCM audio samples are left out by default ([`AudioPolicy`]).
 //! - Queries ([`EventQuery`]), session summaries and statistics ([`SessionSummary`],
-//!   [`Stats`]) and [`replay`] of a session with its original timing.
+//!   [`Stats`]) and [`replay`] of a session with its original timing, all streamed: reading
+//!   costs bounded memory whatever the store's size. Reading commands open the store
+//!   read-only ([`EventStore::open_read_only`]): nothing created, migrated or locked.
+//! - A writer that cannot write retries, then gives up and is recorded as failed; the
+//!   sessions it wrote read back as incomplete ([`SessionStatus`]), never as silently
+//!   whole.
 #![warn(missing_docs)]
 
 mod backend;
@@ -19,20 +24,23 @@ pub mod baseline;
 mod error;
 mod location;
 pub mod migrations;
+mod open;
 mod postgres;
 mod query;
 pub mod replay;
 mod row;
 mod sink;
 mod sqlite;
+pub mod status;
 mod store;
 mod summary;
 mod writer;
 
-pub use backend::{Backend, SessionCounts, open_backend, open_backend_at_version};
+pub use backend::{Backend, SessionCounts};
 pub use baseline::drop_postgres_schema;
 pub use error::{Result, StoreError};
-pub use location::{DEFAULT_STORE_URL, StoreLocation};
+pub use location::{DEFAULT_STORE_URL, StoreLocation, mask_url};
+pub use open::{open_backend, open_backend_at_version, open_backend_read_only};
 pub use postgres::PostgresBackend;
 pub use query::EventQuery;
 pub use replay::{Recording, ReplaySpeed};
@@ -41,6 +49,7 @@ pub use row::{
 };
 pub use sink::{SINK_SUBSCRIBER, SinkOptions, StoreSink};
 pub use sqlite::SqliteBackend;
+pub use status::SessionStatus;
 pub use store::EventStore;
 pub use summary::{ModelStats, SessionSummary, Stats, ToolStats, percentile};
 pub use writer::{Appender, StoreWriter, WriterOptions, WriterReport};

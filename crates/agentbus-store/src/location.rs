@@ -36,7 +36,7 @@ impl StoreLocation {
     /// Parses a store URL (see the module documentation).
     pub fn parse(url: &str) -> Result<Self, StoreError> {
         let invalid = |reason: &str| StoreError::InvalidUrl {
-            url: mask_password(url),
+            url: mask_url(url),
             reason: reason.to_owned(),
         };
         if let Some(path) = url.strip_prefix("sqlite://") {
@@ -98,7 +98,7 @@ impl fmt::Display for StoreLocation {
         match self {
             StoreLocation::Sqlite { path } => write!(f, "sqlite://{}", path.display()),
             StoreLocation::Postgres { url, schema } => {
-                f.write_str(&mask_password(url))?;
+                f.write_str(&mask_url(url))?;
                 if let Some(schema) = schema {
                     let sep = if url.contains('?') { '&' } else { '?' };
                     write!(f, "{sep}schema={schema}")?;
@@ -109,20 +109,50 @@ impl fmt::Display for StoreLocation {
     }
 }
 
-/// The URL with the password of `user:password@` replaced by `***`.
-pub(crate) fn mask_password(url: &str) -> String {
+/// `url` fit to show: the password of `user:password@` and any `password=` query parameter
+/// replaced by `***`. Use it wherever a store URL is printed or logged.
+///
+/// ```
+/// use agentbus_store::mask_url;
+/// assert_eq!(
+///     mask_url("postgres://app:s3cret@db:5432/events?password=x&sslmode=disable"),
+///     "postgres://app:***@db:5432/events?password=***&sslmode=disable"
+/// );
+/// assert_eq!(mask_url("sqlite://agentbus.db"), "sqlite://agentbus.db");
+/// ```
+pub fn mask_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
+    let mut out = format!("{scheme}://");
     match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..]),
-            None => url.to_owned(),
+            Some((user, _)) => out.push_str(&format!("{user}:***@{host}")),
+            None => out.push_str(authority),
         },
-        None => url.to_owned(),
+        None => out.push_str(authority),
     }
+    let tail = &rest[authority_end..];
+    match tail.split_once('?') {
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            out.push_str(&pairs.join("&"));
+        }
+        None => out.push_str(tail),
+    }
+    out
 }
 
 #[cfg(test)]
@@ -168,5 +198,22 @@ mod tests {
         assert!(!shown.contains("secret"), "{shown}");
         assert!(shown.contains("schema=s1"), "{shown}");
         assert!(StoreLocation::parse("postgres://h/db?schema=a;drop").is_err());
+    }
+
+    #[test]
+    fn masks_every_form_of_password() {
+        for (url, secret) in [
+            ("postgres://u:hunter2@h/db", "hunter2"),
+            ("postgresql://u:hunter2@h:1?sslmode=disable", "hunter2"),
+            ("postgres://h/db?user=u&password=hunter2", "hunter2"),
+            ("postgres://u:p%40ss@h/db", "p%40ss"),
+            ("postgres://u:a@b@h/db", "a@b"),
+        ] {
+            let shown = mask_url(url);
+            assert!(!shown.contains(secret), "{url} -> {shown}");
+            assert!(shown.contains("***"), "{url} -> {shown}");
+        }
+        assert_eq!(mask_url("data/x.db"), "data/x.db");
+        assert_eq!(mask_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

@@ -5,6 +5,12 @@
 //!    type, timestamp in microseconds, request id, agent call id, wire JSON) and indexes on
 //!    (session_id, seq), type, timestamp and request_id.
 //! 2. An index on agent_call_id (agent-loop queries by agent call).
+//! 3. `agentbus_writers` (one row per writer: its process, and whether it closed cleanly,
+//!    failed and gave up, or is still open) and `agentbus_sessions` (one row per session,
+//!    kept up to date by every append in the same transaction: first/last seq and time,
+//!    event count, the writer that last wrote to it), so listing sessions costs one row per
+//!    session and a session cut short by a failing writer is known as such. Existing
+//!    sessions are filled in from `events`.
 //!
 //! The applied version is recorded in `agentbus_schema` (one row per applied migration).
 //! A store whose version is newer than [`LATEST_VERSION`] is refused untouched.
@@ -68,7 +74,65 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: "CREATE INDEX events_agent_call ON events (agent_call_id) WHERE agent_call_id IS NOT NULL;",
         postgres: "CREATE INDEX events_agent_call ON events (agent_call_id) WHERE agent_call_id IS NOT NULL;",
     },
+    Migration {
+        version: 3,
+        description: "writers and a per-session summary maintained on append",
+        sqlite: "
+            CREATE TABLE agentbus_writers (
+                writer_id TEXT PRIMARY KEY,
+                pid INTEGER NOT NULL,
+                host TEXT NOT NULL,
+                started_us INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                lost INTEGER NOT NULL DEFAULT 0,
+                error TEXT,
+                ended_us INTEGER
+            );
+            CREATE TABLE agentbus_sessions (
+                session_id TEXT PRIMARY KEY,
+                first_seq INTEGER NOT NULL,
+                last_seq INTEGER NOT NULL,
+                first_us INTEGER NOT NULL,
+                last_us INTEGER NOT NULL,
+                events INTEGER NOT NULL,
+                writer_id TEXT
+            );
+            CREATE INDEX agentbus_sessions_first_seq ON agentbus_sessions (first_seq);
+            INSERT INTO agentbus_sessions (session_id, first_seq, last_seq, first_us, last_us, events)
+                SELECT session_id, MIN(seq), MAX(seq), MIN(ts_us), MAX(ts_us), COUNT(*)
+                FROM events WHERE session_id IS NOT NULL GROUP BY session_id;
+        ",
+        postgres: "
+            CREATE TABLE agentbus_writers (
+                writer_id TEXT PRIMARY KEY,
+                pid BIGINT NOT NULL,
+                host TEXT NOT NULL,
+                started_us BIGINT NOT NULL,
+                state TEXT NOT NULL,
+                lost BIGINT NOT NULL DEFAULT 0,
+                error TEXT,
+                ended_us BIGINT
+            );
+            CREATE TABLE agentbus_sessions (
+                session_id TEXT PRIMARY KEY,
+                first_seq BIGINT NOT NULL,
+                last_seq BIGINT NOT NULL,
+                first_us BIGINT NOT NULL,
+                last_us BIGINT NOT NULL,
+                events BIGINT NOT NULL,
+                writer_id TEXT
+            );
+            CREATE INDEX agentbus_sessions_first_seq ON agentbus_sessions (first_seq);
+            INSERT INTO agentbus_sessions (session_id, first_seq, last_seq, first_us, last_us, events)
+                SELECT session_id, MIN(seq), MAX(seq), MIN(ts_us), MAX(ts_us), COUNT(*)
+                FROM events WHERE session_id IS NOT NULL GROUP BY session_id;
+        ",
+    },
 ];
+
+/// The first version with `agentbus_writers` and `agentbus_sessions`; older stores opened
+/// read-only are listed from `events` directly and their sessions' status is unknown.
+pub(crate) const JOURNAL_VERSION: i64 = 3;
 
 /// The newest schema version this build knows.
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;

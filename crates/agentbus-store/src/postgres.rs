@@ -15,11 +15,11 @@ use postgres::{Client, Config, NoTls};
 
 use crate::backend::{Backend, SessionCounts};
 use crate::error::{Result, StoreError};
-use crate::location::mask_password;
-use crate::migrations::{self, SCHEMA_TABLE_DDL};
+use crate::location::mask_url;
+use crate::migrations::{self, JOURNAL_VERSION, SCHEMA_TABLE_DDL};
 use crate::query::{Dialect, EventQuery, SqlParam};
-use crate::row::{EventRow, StoredEvent};
-use crate::sqlite::to_stored;
+use crate::row::{COLUMNS, EventRow, StoredEvent, session_deltas, to_i64, to_stored};
+use crate::status::{self, SessionStatus, WriterEnd, WriterRow};
 
 /// How long to wait for the server when the URL does not say (`connect_timeout=`).
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -58,7 +58,18 @@ impl PostgresBackend {
     /// Connects to `url`, selects (creating if missing) `schema`, and migrates the store up
     /// to `target`. A store with a newer schema than this build knows is refused untouched.
     pub fn open(url: &str, schema: Option<&str>, target: i64) -> Result<Self> {
-        let conn = off_runtime(|| Connection::open(url, schema, target))?;
+        let conn = off_runtime(|| Connection::open(url, schema, Some(target)))?;
+        Ok(Self {
+            location: conn.location.clone(),
+            conn: Some(conn),
+        })
+    }
+
+    /// Connects to the existing store at `url` (in `schema`) for reading only: no schema
+    /// is created, nothing migrated, and the session is read-only (see
+    /// [`open_backend_read_only`](crate::open_backend_read_only)).
+    pub fn open_read_only(url: &str, schema: Option<&str>) -> Result<Self> {
+        let conn = off_runtime(|| Connection::open(url, schema, None))?;
         Ok(Self {
             location: conn.location.clone(),
             conn: Some(conn),
@@ -95,6 +106,14 @@ impl Backend for PostgresBackend {
         self.with(|c| c.append(rows))
     }
 
+    fn begin_writer(&mut self, writer_id: &str) -> Result<()> {
+        self.with(|c| c.begin_writer(writer_id))
+    }
+
+    fn end_writer(&mut self, end: &WriterEnd) -> Result<()> {
+        self.with(|c| c.end_writer(end))
+    }
+
     fn scan(
         &mut self,
         query: &EventQuery,
@@ -118,8 +137,21 @@ impl Backend for PostgresBackend {
         rows.into_iter().try_for_each(each)
     }
 
-    fn session_counts(&mut self) -> Result<Vec<SessionCounts>> {
-        self.with(|c| c.session_counts())
+    fn first_times(
+        &mut self,
+        types: &[&str],
+        session_id: Option<&str>,
+        each: &mut dyn FnMut(String, i64),
+    ) -> Result<()> {
+        let rows = self.with(|c| c.first_times(types, session_id))?;
+        for (request, ts) in rows {
+            each(request, ts);
+        }
+        Ok(())
+    }
+
+    fn session_counts(&mut self, session_id: Option<&str>) -> Result<Vec<SessionCounts>> {
+        self.with(|c| c.session_counts(session_id))
     }
 
     fn last_seq(&mut self) -> Result<u64> {
@@ -135,6 +167,10 @@ impl Backend for PostgresBackend {
 struct Connection {
     client: Client,
     location: String,
+    /// The schema version (fixed once opened).
+    version: i64,
+    /// The writer registered on this connection, named in `agentbus_sessions`.
+    writer_id: Option<String>,
 }
 
 fn quote_ident(name: &str) -> String {
@@ -142,20 +178,22 @@ fn quote_ident(name: &str) -> String {
 }
 
 impl Connection {
-    fn open(url: &str, schema: Option<&str>, target: i64) -> Result<Self> {
-        let mut location = mask_password(url);
+    /// Connects; with `target`, creates the schema if needed and migrates up to `target`;
+    /// without, opens read-only and refuses a database without a store.
+    fn open(url: &str, schema: Option<&str>, target: Option<i64>) -> Result<Self> {
+        let mut location = mask_url(url);
         if let Some(schema) = schema {
             location.push_str(&format!(" (schema {schema})"));
         }
         let mut config: Config =
             url.parse()
                 .map_err(|e: postgres::Error| StoreError::InvalidUrl {
-                    url: mask_password(url),
+                    url: mask_url(url),
                     reason: e.to_string(),
                 })?;
         if config.get_ssl_mode() == postgres::config::SslMode::Require {
             return Err(StoreError::InvalidUrl {
-                url: mask_password(url),
+                url: mask_url(url),
                 reason:
                     "TLS connections are not supported by this build; use sslmode=disable or prefer"
                         .into(),
@@ -170,18 +208,42 @@ impl Connection {
         })?;
         if let Some(schema) = schema {
             let quoted = quote_ident(schema);
+            let sql = if target.is_some() {
+                format!("CREATE SCHEMA IF NOT EXISTS {quoted}; SET search_path TO {quoted}")
+            } else {
+                format!("SET search_path TO {quoted}")
+            };
             client
-                .batch_execute(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS {quoted}; SET search_path TO {quoted}"
-                ))
+                .batch_execute(&sql)
                 .map_err(StoreError::postgres("selecting the schema"))?;
         }
-        let mut backend = Self { client, location };
-        if backend.has_schema_table()? {
+        if target.is_none() {
+            // A reader never writes, and never waits long on a lock.
+            client
+                .batch_execute("SET default_transaction_read_only = on; SET lock_timeout = '2s'")
+                .map_err(StoreError::postgres("making the session read-only"))?;
+        }
+        let mut backend = Self {
+            client,
+            location,
+            version: 0,
+            writer_id: None,
+        };
+        let has_store = backend.has_schema_table()?;
+        if has_store {
             let found = backend.schema_version()?;
             migrations::check_supported(&backend.location, found)?;
         }
-        backend.migrate(target)?;
+        match target {
+            Some(target) => backend.migrate(target)?,
+            None if !has_store => {
+                return Err(StoreError::NotFound {
+                    location: backend.location,
+                });
+            }
+            None => {}
+        }
+        backend.version = backend.schema_version()?;
         Ok(backend)
     }
 
@@ -240,8 +302,18 @@ impl Connection {
     }
 }
 
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
+const UPSERT_SESSION: &str = "INSERT INTO agentbus_sessions \
+     (session_id, first_seq, last_seq, first_us, last_us, events, writer_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (session_id) DO UPDATE SET \
+     last_seq = excluded.last_seq, \
+     first_us = LEAST(agentbus_sessions.first_us, excluded.first_us), \
+     last_us = GREATEST(agentbus_sessions.last_us, excluded.last_us), \
+     events = agentbus_sessions.events + excluded.events, \
+     writer_id = COALESCE(excluded.writer_id, agentbus_sessions.writer_id)";
+
+fn count(value: i64) -> u64 {
+    value.max(0) as u64
 }
 
 impl Connection {
@@ -273,9 +345,7 @@ impl Connection {
             .get(0);
         let first = last + 1;
         let sink = tx
-            .copy_in(
-                "COPY events (seq, bus_seq, event_id, session_id, type, ts_us, request_id, agent_call_id, body) FROM STDIN BINARY",
-            )
+            .copy_in(&format!("COPY events ({COLUMNS}) FROM STDIN BINARY"))
             .map_err(StoreError::postgres("starting the copy"))?;
         let types = [
             Type::INT8,
@@ -310,6 +380,26 @@ impl Connection {
         writer
             .finish()
             .map_err(StoreError::postgres("finishing the copy"))?;
+        if self.version >= JOURNAL_VERSION {
+            let upsert = tx
+                .prepare(UPSERT_SESSION)
+                .map_err(StoreError::postgres("preparing the session update"))?;
+            for d in session_deltas(rows, first) {
+                tx.execute(
+                    &upsert,
+                    &[
+                        &d.session_id,
+                        &d.first_seq,
+                        &d.last_seq,
+                        &d.first_us,
+                        &d.last_us,
+                        &d.events,
+                        &self.writer_id,
+                    ],
+                )
+                .map_err(StoreError::postgres("updating the session index"))?;
+            }
+        }
         tx.commit()
             .map_err(StoreError::postgres("committing an append"))?;
         Ok(first as u64..=(seq - 1) as u64)
@@ -321,9 +411,7 @@ impl Connection {
         each: &mut dyn FnMut(StoredEvent) -> Result<()>,
     ) -> Result<()> {
         let (clause, params) = query.to_sql(Dialect::Postgres);
-        let sql = format!(
-            "SELECT seq, bus_seq, event_id, session_id, type, ts_us, request_id, agent_call_id, body FROM events{clause}"
-        );
+        let sql = format!("SELECT {COLUMNS} FROM events{clause}");
         let params: Vec<Box<dyn ToSql + Sync>> = params
             .into_iter()
             .map(|p| match p {
@@ -361,23 +449,133 @@ impl Connection {
         Ok(())
     }
 
-    fn session_counts(&mut self) -> Result<Vec<SessionCounts>> {
-        let rows = self
-            .client
-            .query(
-                "SELECT session_id, MIN(ts_us), MAX(ts_us), COUNT(*), MIN(seq) FROM events \
-                 WHERE session_id IS NOT NULL GROUP BY session_id ORDER BY MIN(seq)",
-                &[],
+    fn begin_writer(&mut self, writer_id: &str) -> Result<()> {
+        if self.version >= JOURNAL_VERSION {
+            self.client
+                .execute(
+                    "INSERT INTO agentbus_writers (writer_id, pid, host, started_us, state) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &writer_id,
+                        &i64::from(std::process::id()),
+                        &status::this_host(),
+                        &chrono::Utc::now().timestamp_micros(),
+                        &status::STATE_WRITING,
+                    ],
+                )
+                .map_err(StoreError::postgres("recording the writer"))?;
+        }
+        self.writer_id = Some(writer_id.to_owned());
+        Ok(())
+    }
+
+    fn end_writer(&mut self, end: &WriterEnd) -> Result<()> {
+        let Some(writer_id) = self.writer_id.clone() else {
+            return Ok(());
+        };
+        if self.version < JOURNAL_VERSION {
+            return Ok(());
+        }
+        let (lost, error) = match end {
+            WriterEnd::Closed => (0, None),
+            WriterEnd::Failed { lost, error } => (to_i64(*lost), Some(error.clone())),
+        };
+        self.client
+            .execute(
+                "UPDATE agentbus_writers SET state = $1, lost = $2, error = $3, ended_us = $4 \
+                 WHERE writer_id = $5",
+                &[
+                    &end.state(),
+                    &lost,
+                    &error,
+                    &chrono::Utc::now().timestamp_micros(),
+                    &writer_id,
+                ],
             )
-            .map_err(StoreError::postgres("listing sessions"))?;
+            .map_err(StoreError::postgres("recording the writer's end"))?;
+        Ok(())
+    }
+
+    /// One row per request (not per event), so collecting them is fine.
+    fn first_times(
+        &mut self,
+        types: &[&str],
+        session_id: Option<&str>,
+    ) -> Result<Vec<(String, i64)>> {
+        let types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
+        let rows = match session_id {
+            Some(id) => self.client.query(
+                "SELECT request_id, MIN(ts_us) FROM events WHERE request_id IS NOT NULL \
+                 AND type = ANY($1) AND session_id = $2 GROUP BY request_id",
+                &[&types, &id],
+            ),
+            None => self.client.query(
+                "SELECT request_id, MIN(ts_us) FROM events WHERE request_id IS NOT NULL \
+                 AND type = ANY($1) GROUP BY request_id",
+                &[&types],
+            ),
+        }
+        .map_err(StoreError::postgres("reading first outputs"))?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<std::result::Result<Vec<_>, postgres::Error>>()
+            .map_err(StoreError::postgres("reading first outputs"))
+    }
+
+    fn session_counts(&mut self, session_id: Option<&str>) -> Result<Vec<SessionCounts>> {
+        let journal = self.version >= JOURNAL_VERSION;
+        let sql = match (journal, session_id.is_some()) {
+            (false, filtered) => format!(
+                "SELECT session_id, MIN(ts_us), MAX(ts_us), COUNT(*), MIN(seq), MAX(seq) \
+                 FROM events WHERE {} GROUP BY session_id ORDER BY MIN(seq)",
+                if filtered {
+                    "session_id = $1"
+                } else {
+                    "session_id IS NOT NULL"
+                }
+            ),
+            (true, filtered) => format!(
+                "SELECT s.session_id, s.first_us, s.last_us, s.events, s.first_seq, s.last_seq, \
+                 w.pid, w.host, w.state, w.lost, w.error \
+                 FROM agentbus_sessions s LEFT JOIN agentbus_writers w ON w.writer_id = s.writer_id\
+                 {} ORDER BY s.first_seq",
+                if filtered {
+                    " WHERE s.session_id = $1"
+                } else {
+                    ""
+                }
+            ),
+        };
+        let rows = match session_id {
+            Some(id) => self.client.query(&sql, &[&id]),
+            None => self.client.query(&sql, &[]),
+        }
+        .map_err(StoreError::postgres("listing sessions"))?;
         rows.iter()
             .map(|row| {
+                let status = if !journal {
+                    SessionStatus::Unknown
+                } else {
+                    match row.try_get::<_, Option<i64>>(6)? {
+                        Some(pid) => WriterRow {
+                            pid,
+                            host: row.try_get(7)?,
+                            state: row.try_get(8)?,
+                            lost: row.try_get(9)?,
+                            error: row.try_get(10)?,
+                        }
+                        .status(),
+                        None => SessionStatus::Unknown,
+                    }
+                };
                 Ok(SessionCounts {
                     session_id: row.try_get(0)?,
                     first_us: row.try_get(1)?,
                     last_us: row.try_get(2)?,
-                    events: row.try_get::<_, i64>(3)?.max(0) as u64,
-                    first_seq: row.try_get::<_, i64>(4)?.max(0) as u64,
+                    events: count(row.try_get(3)?),
+                    first_seq: count(row.try_get(4)?),
+                    last_seq: count(row.try_get(5)?),
+                    status,
                 })
             })
             .collect::<std::result::Result<Vec<_>, postgres::Error>>()

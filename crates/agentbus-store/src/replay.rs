@@ -3,14 +3,18 @@
 //! Events are decoded back into their types and keep their ids and fields (the bus they
 //! are published into stamps its own `seq`). With [`ReplaySpeed::Factor`], event *i* is
 //! published at `start + (t_i − t_0) / factor`, measured from the replay's start, so
-//! delays do not accumulate; [`ReplaySpeed::Max`] publishes back to back.
+//! delays do not accumulate; [`ReplaySpeed::Max`] publishes back to back. A
+//! [`Recording`] reads its session a page at a time: memory stays bounded whatever the
+//! session's size.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use agentbus_events::{DynEvent, Registry};
 
+use crate::backend::{Backend, SessionCounts};
 use crate::error::{Result, StoreError};
+use crate::open::open_backend_read_only;
 use crate::query::EventQuery;
 use crate::store::EventStore;
 
@@ -38,96 +42,155 @@ impl FromStr for ReplaySpeed {
     }
 }
 
-/// A stored session, decoded and ready to replay.
-#[derive(Debug)]
+impl ReplaySpeed {
+    /// When an event `since_first_us` microseconds after the session's first is due,
+    /// measured from the replay's start (zero for [`ReplaySpeed::Max`]; an event stamped
+    /// before the first, after a clock step, is due at once).
+    pub fn offset(self, since_first_us: i64) -> Duration {
+        match self {
+            ReplaySpeed::Max => Duration::ZERO,
+            ReplaySpeed::Factor(f) => {
+                Duration::from_micros((since_first_us.max(0) as f64 / f) as u64)
+            }
+        }
+    }
+}
+
+/// Events read from the store per query while replaying: what a replay holds in memory.
+const PAGE: u64 = 1_024;
+
+/// A stored session, ready to replay. It is read from the store a page at a time as it
+/// plays, on a read-only connection of its own, so a replay holds a bounded number of
+/// events in memory whatever the session's size.
 pub struct Recording {
-    /// The session id.
-    pub session_id: String,
-    /// The events, in store order, each with its timestamp in microseconds.
-    pub events: Vec<(i64, Box<dyn DynEvent>)>,
+    backend: Box<dyn Backend>,
+    session: SessionCounts,
+    registry: Registry,
+}
+
+impl std::fmt::Debug for Recording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recording")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Recording {
-    /// Loads and decodes every event of `session_id` with `registry`.
-    pub fn load(store: &EventStore, session_id: &str, registry: &Registry) -> Result<Self> {
-        let mut events = Vec::new();
-        store.scan(&EventQuery::session(session_id), |stored| {
-            let event = stored.decode(registry)?;
-            events.push((stored.row.timestamp_us, event));
-            Ok(())
-        })?;
-        if events.is_empty() {
-            return Err(StoreError::UnknownSession(session_id.to_owned()));
-        }
+    /// Opens `session_id` of `store` for replay, decoding with `registry`. An unknown
+    /// session is [`StoreError::UnknownSession`].
+    pub fn open(store: &EventStore, session_id: &str, registry: &Registry) -> Result<Self> {
+        let mut backend = open_backend_read_only(store.location())?;
+        let session = backend
+            .session_counts(Some(session_id))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::UnknownSession(session_id.to_owned()))?;
         Ok(Self {
-            session_id: session_id.to_owned(),
-            events,
+            backend,
+            session,
+            registry: registry.clone(),
         })
     }
 
-    /// The offset of each event from the first, scaled by `speed` (all zero for `Max`).
-    pub fn schedule(&self, speed: ReplaySpeed) -> Vec<Duration> {
-        let first = self.events.first().map(|(ts, _)| *ts).unwrap_or(0);
-        self.events
-            .iter()
-            .map(|(ts, _)| match speed {
-                ReplaySpeed::Max => Duration::ZERO,
-                ReplaySpeed::Factor(f) => {
-                    // Events are in store order; a clock that stepped back gives 0, not a panic.
-                    let micros = (ts - first).max(0) as f64 / f;
-                    Duration::from_micros(micros as u64)
-                }
-            })
-            .collect()
+    /// The session: its event count, span and status (a replay of a session with a gap
+    /// should say so; see [`SessionStatus::gap_warning`](crate::SessionStatus::gap_warning)).
+    pub fn session(&self) -> &SessionCounts {
+        &self.session
     }
 
-    /// Publishes every event through `publish` at its scheduled time; stops at the first
-    /// error `publish` returns. Returns how many events were published.
-    pub async fn play<F, Fut, E>(self, speed: ReplaySpeed, mut publish: F) -> Result<u64, E>
+    /// The next page of events after store seq `after`, decoded, with their timestamps.
+    fn page(&mut self, after: u64) -> Result<Vec<(u64, i64, Box<dyn DynEvent>)>> {
+        let query = EventQuery {
+            session_id: Some(self.session.session_id.clone()),
+            after_seq: Some(after),
+            limit: Some(PAGE),
+            ..EventQuery::default()
+        };
+        let registry = &self.registry;
+        let mut page = Vec::with_capacity(PAGE as usize);
+        self.backend.scan(&query, &mut |stored| {
+            let event = stored.decode(registry)?;
+            page.push((stored.seq, stored.row.timestamp_us, event));
+            Ok(())
+        })?;
+        Ok(page)
+    }
+
+    /// Publishes every event through `publish` at its scheduled time (see
+    /// [`ReplaySpeed::offset`]); stops at the first error. Returns how many events were
+    /// published. Each page of events is read from the store between two publishes (a
+    /// short blocking read).
+    pub async fn play<F, Fut, E>(mut self, speed: ReplaySpeed, mut publish: F) -> Result<u64, E>
     where
         F: FnMut(Box<dyn DynEvent>) -> Fut,
         Fut: std::future::Future<Output = Result<(), E>>,
+        E: From<StoreError>,
     {
-        let schedule = self.schedule(speed);
         let start = tokio::time::Instant::now();
+        let first_us = self.session.first_us;
         let mut published = 0;
-        for ((_, event), offset) in self.events.into_iter().zip(schedule) {
-            if speed != ReplaySpeed::Max {
-                tokio::time::sleep_until(start + offset).await;
+        let mut after = 0;
+        loop {
+            let page = self.page(after)?;
+            let Some(&(last, _, _)) = page.last() else {
+                return Ok(published);
+            };
+            after = last;
+            for (_, ts, event) in page {
+                if speed != ReplaySpeed::Max {
+                    tokio::time::sleep_until(start + speed.offset(ts - first_us)).await;
+                }
+                publish(event).await?;
+                published += 1;
             }
-            publish(event).await?;
-            published += 1;
         }
-        Ok(published)
     }
-}
 
-impl Recording {
     /// Publishes the recording into `bus` (see [`Recording::play`] for the timing), with
-    /// backpressure: the events are sent from a thread of their own, which waits for room
-    /// when a subscriber's queue is full. Returns how many events were sent.
-    pub async fn play_into(self, bus: &agentbus::EventManager, speed: ReplaySpeed) -> Result<u64> {
-        let schedule = self.schedule(speed);
+    /// backpressure: the events are read and sent from a thread of their own, which waits
+    /// for room when a subscriber's queue is full. Returns how many events were sent.
+    pub async fn play_into(
+        mut self,
+        bus: &agentbus::EventManager,
+        speed: ReplaySpeed,
+    ) -> Result<u64> {
         let bus = bus.clone();
         let (done, result) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("agentbus-replay".into())
             .spawn(move || {
                 let start = std::time::Instant::now();
+                let first_us = self.session.first_us;
                 let mut sent = 0;
-                for ((_, event), offset) in self.events.into_iter().zip(schedule) {
-                    if let Some(wait) = offset.checked_sub(start.elapsed())
-                        && !wait.is_zero()
-                    {
-                        std::thread::sleep(wait);
+                let mut after = 0;
+                let outcome = loop {
+                    let page = match self.page(after) {
+                        Ok(page) => page,
+                        Err(error) => break Err(error),
+                    };
+                    let Some(&(last, _, _)) = page.last() else {
+                        break Ok(sent);
+                    };
+                    after = last;
+                    let mut failed = None;
+                    for (_, ts, event) in page {
+                        if let Some(wait) = speed.offset(ts - first_us).checked_sub(start.elapsed())
+                            && !wait.is_zero()
+                        {
+                            std::thread::sleep(wait);
+                        }
+                        if let Err(error) = bus.blocking_send(event) {
+                            failed = Some(StoreError::Bus(error.to_string()));
+                            break;
+                        }
+                        sent += 1;
                     }
-                    if let Err(error) = bus.blocking_send(event) {
-                        let _ = done.send(Err(StoreError::Bus(error.to_string())));
-                        return;
+                    if let Some(error) = failed {
+                        break Err(error);
                     }
-                    sent += 1;
-                }
-                let _ = done.send(Ok(sent));
+                };
+                let _ = done.send(outcome);
             })
             .map_err(|source| StoreError::Io {
                 context: "starting the replay thread",

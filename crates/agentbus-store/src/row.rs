@@ -86,6 +86,86 @@ impl StoredEvent {
     }
 }
 
+/// The `events` columns, in the order every statement of both backends writes and reads
+/// them.
+pub(crate) const COLUMNS: &str =
+    "seq, bus_seq, event_id, session_id, type, ts_us, request_id, agent_call_id, body";
+
+/// How many columns [`COLUMNS`] names.
+pub(crate) const COLUMN_COUNT: usize = 9;
+
+/// A store number as the databases keep it (both have signed 64-bit integers only).
+pub(crate) fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A row read back: the store `seq` and bus seq as the database holds them, checked.
+pub(crate) fn to_stored(seq: i64, bus_seq: Option<i64>, mut row: EventRow) -> Result<StoredEvent> {
+    let seq = u64::try_from(seq).map_err(|_| StoreError::MalformedRow {
+        seq: 0,
+        reason: format!("negative seq {seq}"),
+    })?;
+    row.bus_seq = match bus_seq {
+        None => None,
+        Some(b) => Some(u64::try_from(b).map_err(|_| StoreError::MalformedRow {
+            seq,
+            reason: format!("negative bus_seq {b}"),
+        })?),
+    };
+    Ok(StoredEvent { seq, row })
+}
+
+/// What one appended batch adds to one session's entry in `agentbus_sessions`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SessionDelta<'a> {
+    pub session_id: &'a str,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub first_us: i64,
+    pub last_us: i64,
+    pub events: i64,
+}
+
+/// The per-session deltas of `rows` numbered from `first_seq`, in order of first
+/// appearance (a batch usually holds one or two sessions).
+pub(crate) fn session_deltas(rows: &[EventRow], first_seq: i64) -> Vec<SessionDelta<'_>> {
+    let mut deltas: Vec<SessionDelta<'_>> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        let Some(session_id) = row.session_id.as_deref() else {
+            continue;
+        };
+        let seq = first_seq + i as i64;
+        let ts = row.timestamp_us;
+        // Consecutive rows are nearly always of the same session: look at the last first.
+        let found = match deltas.last() {
+            Some(last) if last.session_id == session_id => Some(deltas.len() - 1),
+            _ => index.get(session_id).copied(),
+        };
+        match found {
+            Some(i) => {
+                let d = &mut deltas[i];
+                d.last_seq = seq;
+                d.first_us = d.first_us.min(ts);
+                d.last_us = d.last_us.max(ts);
+                d.events += 1;
+            }
+            None => {
+                index.insert(session_id, deltas.len());
+                deltas.push(SessionDelta {
+                    session_id,
+                    first_seq: seq,
+                    last_seq: seq,
+                    first_us: ts,
+                    last_us: ts,
+                    events: 1,
+                });
+            }
+        }
+    }
+    deltas
+}
+
 /// Microseconds since the epoch as a UTC time (clamped to the representable range).
 pub fn micros_to_datetime(micros: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(micros)

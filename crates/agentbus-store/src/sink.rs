@@ -74,7 +74,13 @@ impl StoreSink {
                         if skip.contains(event.event_type()) {
                             return Ok(());
                         }
-                        appender.append(event.as_ref()).await
+                        match appender.append(event.as_ref()).await {
+                            // The writer gave up (and said so once) or was closed: the
+                            // event is counted lost; an error per event would only flood
+                            // the bus with exception events.
+                            Err(StoreError::WriteFailed { .. } | StoreError::Closed) => Ok(()),
+                            other => other,
+                        }
                     }
                 },
             )

@@ -11,17 +11,30 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
 
 use crate::backend::{Backend, SessionCounts};
 use crate::error::{Result, StoreError};
-use crate::migrations::{self, SCHEMA_TABLE_DDL};
+use crate::migrations::{self, JOURNAL_VERSION, SCHEMA_TABLE_DDL};
 use crate::query::{Dialect, EventQuery, SqlParam};
-use crate::row::{EventRow, StoredEvent};
+use crate::row::{COLUMN_COUNT, COLUMNS, EventRow, StoredEvent, session_deltas, to_i64, to_stored};
+use crate::status::{self, SessionStatus, WriterEnd, WriterRow};
 
 /// Rows per multi-row INSERT statement (9 parameters each, well under SQLite's limit).
 const ROWS_PER_STATEMENT: usize = 64;
+
+/// How long a writer waits for another writer's transaction before failing.
+const WRITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a read waits for a lock before reporting the store locked. Readers of a WAL
+/// store are never blocked by writers; only an exclusive lock (a connection in exclusive
+/// locking mode, a store in rollback-journal mode being written) stops them.
+const READ_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// An event store in a SQLite file.
 pub struct SqliteBackend {
     conn: Connection,
     path: PathBuf,
+    /// The schema version (fixed once opened).
+    version: i64,
+    /// The writer registered on this connection, named in `agentbus_sessions`.
+    writer_id: Option<String>,
 }
 
 impl std::fmt::Debug for SqliteBackend {
@@ -30,6 +43,73 @@ impl std::fmt::Debug for SqliteBackend {
             .field("path", &self.path)
             .finish()
     }
+}
+
+fn location_of(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+/// The names of the tables in the database: the first read, where a file that is not a
+/// database or a lock shows.
+fn table_names(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+}
+
+fn is_locked(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// The error for a first read that failed.
+fn open_error(path: &Path, e: rusqlite::Error, waited: Duration) -> StoreError {
+    if is_locked(&e) {
+        let holders = status::holders_of(path);
+        return StoreError::Locked {
+            location: location_of(path),
+            holders: if holders.is_empty() {
+                String::new()
+            } else {
+                format!(" (held open by {})", holders.join(", "))
+            },
+            waited_ms: waited.as_millis() as u64,
+        };
+    }
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => StoreError::NotADatabase {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        },
+        _ => StoreError::Sqlite {
+            context: "reading the schema",
+            source: e,
+        },
+    }
+}
+
+/// `path` as an SQLite URI opening the file immutable (no locks, no `-shm`): for a store
+/// in a directory this process cannot write.
+fn immutable_uri(path: &Path) -> Result<String> {
+    let absolute = std::path::absolute(path).map_err(|source| StoreError::Io {
+        context: "resolving the store's path",
+        source,
+    })?;
+    let mut uri = String::from("file:");
+    for byte in absolute.as_os_str().as_encoded_bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                uri.push(*byte as char)
+            }
+            other => uri.push_str(&format!("%{other:02X}")),
+        }
+    }
+    uri.push_str("?immutable=1");
+    Ok(uri)
 }
 
 impl SqliteBackend {
@@ -53,27 +133,12 @@ impl SqliteBackend {
             | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(StoreError::sqlite("opening the database"))?;
-        conn.busy_timeout(Duration::from_secs(30))
+        conn.busy_timeout(WRITE_BUSY_TIMEOUT)
             .map_err(StoreError::sqlite("setting the busy timeout"))?;
-        let location = format!("sqlite://{}", path.display());
+        let location = location_of(path);
 
         // Read before writing anything: this is where a non-database file shows.
-        let tables: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-            .and_then(|mut stmt| {
-                stmt.query_map([], |row| row.get::<_, String>(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .map_err(|e| match e.sqlite_error_code() {
-                Some(ErrorCode::NotADatabase) => StoreError::NotADatabase {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                },
-                _ => StoreError::Sqlite {
-                    context: "reading the schema",
-                    source: e,
-                },
-            })?;
+        let tables = table_names(&conn).map_err(|e| open_error(path, e, WRITE_BUSY_TIMEOUT))?;
         let has_schema_table = tables.iter().any(|t| t == "agentbus_schema");
         if !tables.is_empty() && !has_schema_table {
             return Err(StoreError::ForeignDatabase { location });
@@ -81,6 +146,8 @@ impl SqliteBackend {
         let mut backend = Self {
             conn,
             path: path.to_owned(),
+            version: 0,
+            writer_id: None,
         };
         if has_schema_table {
             let found = backend.schema_version()?;
@@ -95,6 +162,58 @@ impl SqliteBackend {
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(StoreError::sqlite("setting synchronous"))?;
         backend.migrate(target, &location)?;
+        backend.version = backend.schema_version()?;
+        Ok(backend)
+    }
+
+    /// Opens the existing store in `path` for reading only (see
+    /// [`open_backend_read_only`](crate::open_backend_read_only)).
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        let location = location_of(path);
+        if !path.is_file() {
+            return Err(StoreError::NotFound { location });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let open = |target: &str| -> Result<(Connection, rusqlite::Result<Vec<String>>)> {
+            let conn = Connection::open_with_flags(target, flags)
+                .map_err(StoreError::sqlite("opening the database"))?;
+            conn.busy_timeout(READ_BUSY_TIMEOUT)
+                .map_err(StoreError::sqlite("setting the busy timeout"))?;
+            let tables = table_names(&conn);
+            Ok((conn, tables))
+        };
+        let target = path.to_string_lossy();
+        let (mut conn, mut tables) = open(&target)?;
+        if let Err(e) = &tables
+            && matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly)
+            )
+        {
+            // A WAL store in a directory we cannot write, whose `-shm` file does not exist
+            // (its writer closed): read it as an immutable file instead.
+            tracing::debug!(error = %e, %location, "reading the store as an immutable file");
+            (conn, tables) = open(&immutable_uri(path)?)?;
+        }
+        let tables = tables.map_err(|e| open_error(path, e, READ_BUSY_TIMEOUT))?;
+        if !tables.iter().any(|t| t == "agentbus_schema") {
+            return Err(if tables.is_empty() {
+                StoreError::NoStore { location }
+            } else {
+                StoreError::ForeignDatabase { location }
+            });
+        }
+        let mut backend = Self {
+            conn,
+            path: path.to_owned(),
+            version: 0,
+            writer_id: None,
+        };
+        let found = backend.schema_version()?;
+        migrations::check_supported(&location, found)?;
+        backend.version = found;
         Ok(backend)
     }
 
@@ -144,23 +263,34 @@ impl SqliteBackend {
 }
 
 fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO events (seq, bus_seq, event_id, session_id, type, ts_us, request_id, agent_call_id, body) VALUES ",
-    );
+    let mut sql = format!("INSERT INTO events ({COLUMNS}) VALUES ");
     for i in 0..rows {
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str("(?,?,?,?,?,?,?,?,?)");
+        sql.push('(');
+        for c in 0..COLUMN_COUNT {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push('?');
+        }
+        sql.push(')');
     }
     sql
 }
 
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
+const UPSERT_SESSION: &str = "INSERT INTO agentbus_sessions \
+     (session_id, first_seq, last_seq, first_us, last_us, events, writer_id) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+     ON CONFLICT (session_id) DO UPDATE SET \
+     last_seq = excluded.last_seq, \
+     first_us = MIN(agentbus_sessions.first_us, excluded.first_us), \
+     last_us = MAX(agentbus_sessions.last_us, excluded.last_us), \
+     events = agentbus_sessions.events + excluded.events, \
+     writer_id = COALESCE(excluded.writer_id, agentbus_sessions.writer_id)";
 
-pub(crate) fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Option<i64>, EventRow)> {
+fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Option<i64>, EventRow)> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -177,24 +307,13 @@ pub(crate) fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Option
     ))
 }
 
-pub(crate) fn to_stored(seq: i64, bus_seq: Option<i64>, mut row: EventRow) -> Result<StoredEvent> {
-    let seq = u64::try_from(seq).map_err(|_| StoreError::MalformedRow {
-        seq: 0,
-        reason: format!("negative seq {seq}"),
-    })?;
-    row.bus_seq = match bus_seq {
-        None => None,
-        Some(b) => Some(u64::try_from(b).map_err(|_| StoreError::MalformedRow {
-            seq,
-            reason: format!("negative bus_seq {b}"),
-        })?),
-    };
-    Ok(StoredEvent { seq, row })
+fn count(value: i64) -> u64 {
+    value.max(0) as u64
 }
 
 impl Backend for SqliteBackend {
     fn location(&self) -> String {
-        format!("sqlite://{}", self.path.display())
+        location_of(&self.path)
     }
 
     fn schema_version(&mut self) -> Result<i64> {
@@ -243,16 +362,86 @@ impl Backend for SqliteBackend {
                     .and_then(|_| bind(&mut stmt, index + 7, &row.agent_call_id))
                     .and_then(|_| bind(&mut stmt, index + 8, &row.body))
                     .map_err(StoreError::sqlite("binding a row"))?;
-                index += 9;
+                index += COLUMN_COUNT;
                 seq += 1;
             }
             stmt.raw_execute()
                 .map_err(StoreError::sqlite("inserting rows"))?;
         }
+        if self.version >= JOURNAL_VERSION {
+            let mut stmt = tx
+                .prepare_cached(UPSERT_SESSION)
+                .map_err(StoreError::sqlite("preparing the session update"))?;
+            for d in session_deltas(rows, first) {
+                stmt.execute(params![
+                    d.session_id,
+                    d.first_seq,
+                    d.last_seq,
+                    d.first_us,
+                    d.last_us,
+                    d.events,
+                    self.writer_id
+                ])
+                .map_err(StoreError::sqlite("updating the session index"))?;
+            }
+        }
         tx.commit()
             .map_err(StoreError::sqlite("committing an append"))?;
         // Seqs start at 1 and only grow, so both are positive.
         Ok(first as u64..=(seq - 1) as u64)
+    }
+
+    fn begin_writer(&mut self, writer_id: &str) -> Result<()> {
+        if self.version >= JOURNAL_VERSION {
+            self.conn
+                .execute(
+                    "INSERT INTO agentbus_writers (writer_id, pid, host, started_us, state) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        writer_id,
+                        std::process::id(),
+                        status::this_host(),
+                        chrono::Utc::now().timestamp_micros(),
+                        status::STATE_WRITING
+                    ],
+                )
+                .map_err(StoreError::sqlite("recording the writer"))?;
+        }
+        self.writer_id = Some(writer_id.to_owned());
+        Ok(())
+    }
+
+    fn end_writer(&mut self, end: &WriterEnd) -> Result<()> {
+        let Some(writer_id) = self.writer_id.clone() else {
+            return Ok(());
+        };
+        if self.version < JOURNAL_VERSION {
+            return Ok(());
+        }
+        let (lost, error) = match end {
+            WriterEnd::Closed => (0, None),
+            WriterEnd::Failed { lost, error } => (to_i64(*lost), Some(error.as_str())),
+        };
+        let ended_us = chrono::Utc::now().timestamp_micros();
+        let update = |conn: &Connection| {
+            conn.execute(
+                "UPDATE agentbus_writers SET state = ?1, lost = ?2, error = ?3, ended_us = ?4 \
+                 WHERE writer_id = ?5",
+                params![end.state(), lost, error, ended_us, writer_id],
+            )
+        };
+        if let Err(first) = update(&self.conn) {
+            // On a full disk the write-ahead log cannot grow; after a checkpoint it is
+            // written from its start again, in space it already has.
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
+            update(&self.conn).map_err(|_| StoreError::Sqlite {
+                context: "recording the writer's end",
+                source: first,
+            })?;
+        }
+        Ok(())
     }
 
     fn scan(
@@ -261,9 +450,7 @@ impl Backend for SqliteBackend {
         each: &mut dyn FnMut(StoredEvent) -> Result<()>,
     ) -> Result<()> {
         let (clause, params) = query.to_sql(Dialect::Sqlite);
-        let sql = format!(
-            "SELECT seq, bus_seq, event_id, session_id, type, ts_us, request_id, agent_call_id, body FROM events{clause}"
-        );
+        let sql = format!("SELECT {COLUMNS} FROM events{clause}");
         let mut stmt = self
             .conn
             .prepare_cached(&sql)
@@ -284,25 +471,120 @@ impl Backend for SqliteBackend {
         Ok(())
     }
 
-    fn session_counts(&mut self) -> Result<Vec<SessionCounts>> {
+    fn first_times(
+        &mut self,
+        types: &[&str],
+        session_id: Option<&str>,
+        each: &mut dyn FnMut(String, i64),
+    ) -> Result<()> {
+        let mut params: Vec<&str> = types.to_vec();
+        let placeholders: Vec<String> = (1..=types.len()).map(|i| format!("?{i}")).collect();
+        let mut sql = format!(
+            "SELECT request_id, MIN(ts_us) FROM events WHERE request_id IS NOT NULL AND type IN ({})",
+            placeholders.join(", ")
+        );
+        if let Some(id) = session_id {
+            params.push(id);
+            sql.push_str(&format!(" AND session_id = ?{}", params.len()));
+        }
+        sql.push_str(" GROUP BY request_id");
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT session_id, MIN(ts_us), MAX(ts_us), COUNT(*), MIN(seq) FROM events \
-                 WHERE session_id IS NOT NULL GROUP BY session_id ORDER BY MIN(seq)",
-            )
-            .map_err(StoreError::sqlite("preparing the session query"))?;
-        let rows = stmt
-            .query_map([], |row| {
+            .prepare_cached(&sql)
+            .map_err(StoreError::sqlite("preparing the first-output query"))?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params))
+            .map_err(StoreError::sqlite("reading first outputs"))?;
+        while let Some(row) = rows
+            .next()
+            .map_err(StoreError::sqlite("reading first outputs"))?
+        {
+            let request: String = row
+                .get(0)
+                .map_err(StoreError::sqlite("reading first outputs"))?;
+            let ts: i64 = row
+                .get(1)
+                .map_err(StoreError::sqlite("reading first outputs"))?;
+            each(request, ts);
+        }
+        Ok(())
+    }
+
+    fn session_counts(&mut self, session_id: Option<&str>) -> Result<Vec<SessionCounts>> {
+        if self.version < JOURNAL_VERSION {
+            // A store not migrated yet (opened read-only): count from the events.
+            let filter = if session_id.is_some() {
+                "session_id = ?1"
+            } else {
+                "session_id IS NOT NULL"
+            };
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT session_id, MIN(ts_us), MAX(ts_us), COUNT(*), MIN(seq), MAX(seq) \
+                     FROM events WHERE {filter} GROUP BY session_id ORDER BY MIN(seq)"
+                ))
+                .map_err(StoreError::sqlite("preparing the session query"))?;
+            let map = |row: &rusqlite::Row<'_>| {
                 Ok(SessionCounts {
                     session_id: row.get(0)?,
                     first_us: row.get(1)?,
                     last_us: row.get(2)?,
-                    events: row.get::<_, i64>(3)?.max(0) as u64,
-                    first_seq: row.get::<_, i64>(4)?.max(0) as u64,
+                    events: count(row.get(3)?),
+                    first_seq: count(row.get(4)?),
+                    last_seq: count(row.get(5)?),
+                    status: SessionStatus::Unknown,
                 })
-            })
+            };
+            let rows = match session_id {
+                Some(id) => stmt.query_map([id], map),
+                None => stmt.query_map([], map),
+            }
             .map_err(StoreError::sqlite("listing sessions"))?;
+            return rows
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(StoreError::sqlite("listing sessions"));
+        }
+        let filter = if session_id.is_some() {
+            " WHERE s.session_id = ?1"
+        } else {
+            ""
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT s.session_id, s.first_us, s.last_us, s.events, s.first_seq, s.last_seq, \
+                 w.pid, w.host, w.state, w.lost, w.error \
+                 FROM agentbus_sessions s LEFT JOIN agentbus_writers w ON w.writer_id = s.writer_id\
+                 {filter} ORDER BY s.first_seq"
+            ))
+            .map_err(StoreError::sqlite("preparing the session query"))?;
+        let map = |row: &rusqlite::Row<'_>| {
+            let writer = match row.get::<_, Option<i64>>(6)? {
+                Some(pid) => Some(WriterRow {
+                    pid,
+                    host: row.get(7)?,
+                    state: row.get(8)?,
+                    lost: row.get(9)?,
+                    error: row.get(10)?,
+                }),
+                None => None,
+            };
+            Ok(SessionCounts {
+                session_id: row.get(0)?,
+                first_us: row.get(1)?,
+                last_us: row.get(2)?,
+                events: count(row.get(3)?),
+                first_seq: count(row.get(4)?),
+                last_seq: count(row.get(5)?),
+                status: writer.map(|w| w.status()).unwrap_or(SessionStatus::Unknown),
+            })
+        };
+        let rows = match session_id {
+            Some(id) => stmt.query_map([id], map),
+            None => stmt.query_map([], map),
+        }
+        .map_err(StoreError::sqlite("listing sessions"))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(StoreError::sqlite("listing sessions"))
     }
@@ -314,7 +596,7 @@ impl Backend for SqliteBackend {
                 row.get(0)
             })
             .map_err(StoreError::sqlite("reading the last seq"))?;
-        Ok(last.max(0) as u64)
+        Ok(count(last))
     }
 
     fn count(&mut self) -> Result<u64> {
@@ -322,6 +604,6 @@ impl Backend for SqliteBackend {
             .conn
             .query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))
             .map_err(StoreError::sqlite("counting events"))?;
-        Ok(n.max(0) as u64)
+        Ok(count(n))
     }
 }

@@ -1,25 +1,45 @@
 //! [`EventStore`]: open a store, query it, summarise it, start writers.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::backend::{Backend, open_backend};
+use agentbus_events::Registry;
+
+use crate::backend::{Backend, SessionCounts};
 use crate::error::{Result, StoreError};
 use crate::location::StoreLocation;
+use crate::open::{open_backend, open_backend_read_only};
 use crate::query::EventQuery;
 use crate::row::StoredEvent;
-use crate::summary::{self, SessionEvents, SessionSummary, Stats};
+use crate::summary::{self, CALL_TYPES, OUTPUT_TYPES, SessionCalls, SessionSummary, Stats};
 use crate::writer::{StoreWriter, WriterOptions};
 
 /// An opened event store (SQLite or PostgreSQL), for reading and for starting writers.
 ///
-/// Opening creates the store if it does not exist and migrates it to the latest schema;
-/// a file that is not a database, a store with a newer schema and an unreachable server
-/// are errors, and nothing is written to them.
+/// [`open`](Self::open) creates the store if it does not exist and migrates it to the
+/// latest schema; [`open_read_only`](Self::open_read_only) only reads an existing one. A
+/// file that is not a database, a store with a newer schema and an unreachable server are
+/// errors, and nothing is written to them.
 ///
 /// Every method blocks the calling thread on the database; from async code use
 /// `tokio::task::spawn_blocking`.
+///
+/// ```
+/// use agentbus_store::{EventStore, StoreError};
+/// let dir = std::env::temp_dir().join(format!("agentbus-doc-{}", std::process::id()));
+/// let url = format!("sqlite://{}", dir.join("events.db").display());
+/// // Reading never creates: a missing store is an error naming it.
+/// assert!(matches!(EventStore::open_read_only(&url), Err(StoreError::NotFound { .. })));
+/// let store = EventStore::open(&url)?;              // created and migrated
+/// assert!(store.sessions()?.is_empty());
+/// drop(store);
+/// assert!(EventStore::open_read_only(&url)?.sessions()?.is_empty());
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), StoreError>(())
+/// ```
 pub struct EventStore {
     location: StoreLocation,
+    read_only: bool,
     backend: Mutex<Box<dyn Backend>>,
 }
 
@@ -27,21 +47,42 @@ impl std::fmt::Debug for EventStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventStore")
             .field("location", &self.location.to_string())
+            .field("read_only", &self.read_only)
             .finish()
     }
 }
 
 impl EventStore {
-    /// Opens the store at `url` (`sqlite://PATH`, a path, or `postgres://…`).
+    /// Opens the store at `url` (`sqlite://PATH`, a path, or `postgres://…`) for reading
+    /// and writing, creating or migrating it.
     pub fn open(url: &str) -> Result<Self> {
         Self::open_location(StoreLocation::parse(url)?)
     }
 
-    /// Opens the store at `location`.
+    /// Opens the store at `location` for reading and writing.
     pub fn open_location(location: StoreLocation) -> Result<Self> {
         let backend = open_backend(&location)?;
         Ok(Self {
             location,
+            read_only: false,
+            backend: Mutex::new(backend),
+        })
+    }
+
+    /// Opens the existing store at `url` for reading only (see
+    /// [`open_backend_read_only`](crate::open_backend_read_only)): nothing is created or
+    /// migrated, a missing store is [`StoreError::NotFound`], a locked one
+    /// [`StoreError::Locked`] after a short wait.
+    pub fn open_read_only(url: &str) -> Result<Self> {
+        Self::open_location_read_only(StoreLocation::parse(url)?)
+    }
+
+    /// Opens the existing store at `location` for reading only.
+    pub fn open_location_read_only(location: StoreLocation) -> Result<Self> {
+        let backend = open_backend_read_only(&location)?;
+        Ok(Self {
+            location,
+            read_only: true,
             backend: Mutex::new(backend),
         })
     }
@@ -49,6 +90,11 @@ impl EventStore {
     /// Where the store is.
     pub fn location(&self) -> &StoreLocation {
         &self.location
+    }
+
+    /// Whether the store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     fn with_backend<T>(&self, f: impl FnOnce(&mut dyn Backend) -> Result<T>) -> Result<T> {
@@ -60,6 +106,11 @@ impl EventStore {
 
     /// Starts a batching writer on a connection of its own.
     pub fn writer(&self, options: WriterOptions) -> Result<StoreWriter> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly {
+                location: self.location.to_string(),
+            });
+        }
         StoreWriter::start(open_backend(&self.location)?, options)
     }
 
@@ -86,7 +137,8 @@ impl EventStore {
         self.with_backend(|b| b.append(rows))
     }
 
-    /// The events `query` selects, in store order.
+    /// The events `query` selects, in store order, collected in memory (use
+    /// [`scan`](Self::scan) for large selections).
     pub fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>> {
         let mut out = Vec::new();
         self.scan(query, |e| {
@@ -106,58 +158,95 @@ impl EventStore {
         self.with_backend(|b| b.scan(query, &mut each))
     }
 
-    fn source_events(&self, session_id: Option<&str>) -> Result<Vec<(String, SessionEvents)>> {
+    /// Counts, span and status of every session, or of `session_id` only (an unknown
+    /// session is [`StoreError::UnknownSession`]), without reading their events.
+    pub fn session_counts(&self, session_id: Option<&str>) -> Result<Vec<SessionCounts>> {
+        let counts = self.with_backend(|b| b.session_counts(session_id))?;
+        match session_id {
+            Some(id) if counts.is_empty() => Err(StoreError::UnknownSession(id.to_owned())),
+            _ => Ok(counts),
+        }
+    }
+
+    /// The LLM and tool calls of every session (or of one), streamed from the call events.
+    fn session_calls(
+        &self,
+        session_id: Option<&str>,
+        first_output: &dyn Fn(&str) -> Option<i64>,
+    ) -> Result<HashMap<String, SessionCalls>> {
+        let registry = Registry::catalogue();
         let query = EventQuery {
             session_id: session_id.map(str::to_owned),
             ..EventQuery::default()
         }
-        .with_types(summary::SOURCE_TYPES.iter().copied());
-        let mut sessions: Vec<(String, SessionEvents)> = Vec::new();
-        let mut index = std::collections::HashMap::new();
+        .with_types(CALL_TYPES.iter().copied());
+        let mut sessions: HashMap<String, SessionCalls> = HashMap::new();
+        let mut skipped = 0u64;
         self.scan(&query, |event| {
-            let id = event.row.session_id.clone().unwrap_or_default();
-            let i = *index.entry(id.clone()).or_insert_with(|| {
-                sessions.push((id, SessionEvents::default()));
-                sessions.len() - 1
-            });
-            sessions[i].1.push(&event);
+            let id = event.row.session_id.as_deref().unwrap_or_default();
+            let calls = match sessions.get_mut(id) {
+                Some(calls) => calls,
+                None => sessions.entry(id.to_owned()).or_default(),
+            };
+            if let Err(error) = calls.push(&event, &registry, first_output) {
+                // One bad row must not hide every other session's figures; say so.
+                if skipped == 0 {
+                    tracing::warn!(%error, "a stored event does not decode; left out of the figures");
+                }
+                skipped += 1;
+            }
             Ok(())
         })?;
+        if skipped > 1 {
+            tracing::warn!(
+                skipped,
+                "stored events left out of the figures (do not decode)"
+            );
+        }
         Ok(sessions)
     }
 
     /// Every session, in order of its first event.
     pub fn sessions(&self) -> Result<Vec<SessionSummary>> {
-        let counts = self.with_backend(|b| b.session_counts())?;
-        let sources: std::collections::HashMap<String, SessionEvents> =
-            self.source_events(None)?.into_iter().collect();
+        let counts = self.session_counts(None)?;
+        let calls = self.session_calls(None, &|_| None)?;
         Ok(counts
             .iter()
-            .map(|c| summary::summarize(c, sources.get(&c.session_id)))
+            .map(|c| summary::summarize(c, calls.get(&c.session_id)))
             .collect())
     }
 
     /// One session's summary.
     pub fn session(&self, session_id: &str) -> Result<SessionSummary> {
-        let counts = self.with_backend(|b| b.session_counts())?;
-        let counts = counts
-            .iter()
-            .find(|c| c.session_id == session_id)
-            .ok_or_else(|| StoreError::UnknownSession(session_id.to_owned()))?;
-        let sources = self.source_events(Some(session_id))?;
-        Ok(summary::summarize(counts, sources.first().map(|(_, e)| e)))
+        let counts = self.session_counts(Some(session_id))?;
+        let calls = self.session_calls(Some(session_id), &|_| None)?;
+        Ok(summary::summarize(&counts[0], calls.get(session_id)))
     }
 
-    /// Per-model and per-tool statistics of one session, or of the whole store.
+    /// Per-model and per-tool statistics of one session, or of the whole store, with a
+    /// warning for each session covered that may be missing events.
     pub fn stats(&self, session_id: Option<&str>) -> Result<Stats> {
-        if let Some(id) = session_id {
-            // Distinguish "no such session" from "a session without LLM calls".
-            self.session(id)?;
+        // Distinguishes "no such session" from "a session without LLM calls".
+        let counts = self.session_counts(session_id)?;
+        let gaps = counts
+            .iter()
+            .filter_map(|c| c.status.gap_warning(&c.session_id, c.last_seq))
+            .collect();
+        let mut first_outputs: HashMap<String, i64> = HashMap::new();
+        self.with_backend(|b| {
+            b.first_times(OUTPUT_TYPES, session_id, &mut |request, ts| {
+                first_outputs.insert(request, ts);
+            })
+        })?;
+        let lookup = |request: &str| first_outputs.get(request).copied();
+        let calls = self.session_calls(session_id, &lookup)?;
+        let mut builder = summary::StatsBuilder::default();
+        // Sessions in a fixed order, so equal inputs give equal figures.
+        let mut ids: Vec<&String> = calls.keys().collect();
+        ids.sort();
+        for id in ids {
+            builder.add(&calls[id]);
         }
-        let sources = self.source_events(session_id)?;
-        Ok(summary::stats(
-            session_id.map(str::to_owned),
-            sources.iter().map(|(_, e)| e),
-        ))
+        Ok(builder.finish(session_id.map(str::to_owned), gaps))
     }
 }

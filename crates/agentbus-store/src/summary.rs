@@ -4,51 +4,61 @@
 //! provider stream, the Vision Agents LLM events, the agent loop). To count each call once,
 //! every session is read from the most detailed layer it has:
 //! 1. the provider stream (`stream.finish` / `stream.error`, one per call, keyed by
-//!    `request_id`): tokens, cost and model from `stream.finish`; TTFT and latency from the
-//!    matching `plugin.llm_response_completed` when it carries them, else from timestamps
-//!    (`plugin.llm_request_started` → first `stream.*_delta` → `stream.finish`);
+//!    `request_id`): tokens, cost and model from `stream.finish` (the model of the
+//!    request's `plugin.llm_request_started` when the finish names none); latency from the
+//!    request's start to its end, TTFT from its start to its first `stream.*` output event;
 //! 2. else the agent loop (`react.llm_call_end` / `react.llm_call_error`);
 //! 3. else the Vision Agents LLM events (`plugin.llm_response_completed` / `plugin.llm_error`).
 //!
 //! Tools likewise: `plugin.llm.tool.end` when the session has it, else `react.tool_call_end`.
 //! Tokens per second is output tokens divided by generation time (latency minus TTFT when
 //! both are known, else latency), over the calls where it is known.
+//!
+//! **Typed, streamed.** The events are decoded into their catalogue types through the
+//! [`Registry`] (a field renamed in the catalogue is a compile error here, not a silent
+//! zero), one at a time from a scan: only the call and tool events are read, never the
+//! text; the first output time of each request comes from one aggregate query over the
+//! indexed columns. Memory grows with the number of sessions and calls, not with the
+//! number of events or the size of their text.
 
 use std::collections::{BTreeMap, HashMap};
 
+use agentbus_events::llm::{LLMErrorEvent, LLMRequestStartedEvent, LLMResponseCompletedEvent};
+use agentbus_events::react::{LLMCallEndEvent, LLMCallErrorEvent, ToolCallEndEvent};
+use agentbus_events::stream::{
+    StreamErrorEvent, StreamFinishEvent, StreamReasoningDeltaEvent, StreamTextDeltaEvent,
+    StreamToolCallDeltaEvent, StreamToolCallEvent,
+};
+use agentbus_events::tool::ToolEndEvent;
+use agentbus_events::{DynEvent, Event, Registry};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::backend::SessionCounts;
+use crate::error::Result;
 use crate::row::{StoredEvent, micros_to_datetime};
+use crate::status::SessionStatus;
 
-/// The event types the summaries read.
-pub(crate) const SOURCE_TYPES: &[&str] = &[
-    STREAM_FINISH,
-    STREAM_ERROR,
-    REQUEST_STARTED,
-    RESPONSE_COMPLETED,
-    LLM_ERROR,
-    REACT_CALL_END,
-    REACT_CALL_ERROR,
-    TOOL_END,
-    REACT_TOOL_END,
-    "stream.text_delta",
-    "stream.reasoning_delta",
-    "stream.tool_call_delta",
-    "stream.tool_call",
+/// The event types a summary reads (LLM calls and tool calls).
+pub(crate) const CALL_TYPES: &[&str] = &[
+    StreamFinishEvent::TYPE,
+    StreamErrorEvent::TYPE,
+    LLMRequestStartedEvent::TYPE,
+    LLMResponseCompletedEvent::TYPE,
+    LLMErrorEvent::TYPE,
+    LLMCallEndEvent::TYPE,
+    LLMCallErrorEvent::TYPE,
+    ToolEndEvent::TYPE,
+    ToolCallEndEvent::TYPE,
 ];
 
-const STREAM_FINISH: &str = "stream.finish";
-const STREAM_ERROR: &str = "stream.error";
-const REQUEST_STARTED: &str = "plugin.llm_request_started";
-const RESPONSE_COMPLETED: &str = "plugin.llm_response_completed";
-const LLM_ERROR: &str = "plugin.llm_error";
-const REACT_CALL_END: &str = "react.llm_call_end";
-const REACT_CALL_ERROR: &str = "react.llm_call_error";
-const TOOL_END: &str = "plugin.llm.tool.end";
-const REACT_TOOL_END: &str = "react.tool_call_end";
+/// The provider-stream output events whose first one per request gives the TTFT.
+pub(crate) const OUTPUT_TYPES: &[&str] = &[
+    StreamTextDeltaEvent::TYPE,
+    StreamReasoningDeltaEvent::TYPE,
+    StreamToolCallDeltaEvent::TYPE,
+    StreamToolCallEvent::TYPE,
+];
 
 /// One session at a glance.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -73,6 +83,10 @@ pub struct SessionSummary {
     pub total_tokens: u64,
     /// Cost in USD over the calls whose cost is known; absent when none is.
     pub cost_usd: Option<f64>,
+    /// Whether the session is whole or may be missing events (see [`SessionStatus`]).
+    pub status: SessionStatus,
+    /// The store `seq` of its last stored event.
+    pub last_seq: u64,
 }
 
 /// Figures for one model.
@@ -126,188 +140,163 @@ pub struct Stats {
     pub models: Vec<ModelStats>,
     /// Per tool, by tool name.
     pub tools: Vec<ToolStats>,
+    /// The sessions covered that may be missing events (interrupted or incomplete), with a
+    /// sentence each saying what is missing.
+    pub gaps: Vec<String>,
 }
 
 /// One LLM call as reconstructed from events.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct LlmCall {
-    pub model: Option<String>,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cost_usd: Option<f64>,
-    pub latency_ms: Option<f64>,
-    pub ttft_ms: Option<f64>,
-    pub failed: bool,
+struct LlmCall {
+    model: Option<String>,
+    input_tokens: u64,
+    output_tokens: u64,
+    cost_usd: Option<f64>,
+    latency_ms: Option<f64>,
+    ttft_ms: Option<f64>,
+    failed: bool,
 }
 
 /// One tool call as reconstructed from events.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct ToolCall {
-    pub tool: String,
-    pub success: bool,
-    pub time_ms: Option<f64>,
+struct ToolCall {
+    tool: String,
+    success: bool,
+    time_ms: Option<f64>,
 }
 
-/// The source events of one session, parsed.
+/// A request of the provider-stream layer, between its start and its end.
 #[derive(Default)]
-pub(crate) struct SessionEvents {
-    events: Vec<(String, i64, Value)>,
+struct Request {
+    started_us: Option<i64>,
+    model: Option<String>,
 }
 
-impl SessionEvents {
-    pub(crate) fn push(&mut self, event: &StoredEvent) {
-        // Rows the store wrote are JSON; a row that is not (hand-edited) is skipped.
-        if let Ok(value) = serde_json::from_str::<Value>(&event.row.body) {
-            self.events
-                .push((event.row.event_type.clone(), event.row.timestamp_us, value));
-        }
-    }
+/// The calls of one session, per layer, gathered event by event.
+#[derive(Default)]
+pub(crate) struct SessionCalls {
+    stream: Vec<LlmCall>,
+    react: Vec<LlmCall>,
+    plugin: Vec<LlmCall>,
+    plugin_tools: Vec<ToolCall>,
+    react_tools: Vec<ToolCall>,
+    /// Stream requests started and not ended yet.
+    open: HashMap<String, Request>,
+}
 
-    fn has(&self, types: &[&str]) -> bool {
-        self.events
-            .iter()
-            .any(|(t, _, _)| types.contains(&t.as_str()))
-    }
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
 
-    fn of<'a>(&'a self, event_type: &'a str) -> impl Iterator<Item = (i64, &'a Value)> + 'a {
-        self.events
-            .iter()
-            .filter(move |(t, _, _)| t == event_type)
-            .map(|(_, ts, v)| (*ts, v))
-    }
+fn ms_between(from: Option<i64>, to: Option<i64>) -> Option<f64> {
+    let (from, to) = (from?, to?);
+    (to >= from).then(|| (to - from) as f64 / 1000.0)
+}
 
-    pub(crate) fn llm_calls(&self) -> Vec<LlmCall> {
-        if self.has(&[STREAM_FINISH, STREAM_ERROR]) {
-            self.stream_calls()
-        } else if self.has(&[REACT_CALL_END, REACT_CALL_ERROR]) {
-            let mut calls: Vec<LlmCall> = self
-                .of(REACT_CALL_END)
-                .map(|(_, v)| LlmCall {
-                    model: string(v, "model"),
-                    input_tokens: uint(&v["usage"], "input_tokens"),
-                    output_tokens: uint(&v["usage"], "output_tokens"),
-                    cost_usd: float(v, "cost_usd"),
-                    latency_ms: float(v, "execution_time_ms"),
-                    ttft_ms: float(v, "time_to_first_token_ms"),
-                    failed: false,
-                })
-                .collect();
-            calls.extend(self.of(REACT_CALL_ERROR).map(|(_, v)| LlmCall {
-                model: string(v, "model"),
-                latency_ms: float(v, "execution_time_ms"),
+impl SessionCalls {
+    /// Takes in one stored event of [`CALL_TYPES`], decoded with `registry`.
+    /// `first_output` gives a request's first output time (`None` when not wanted).
+    pub(crate) fn push(
+        &mut self,
+        stored: &StoredEvent,
+        registry: &Registry,
+        first_output: &dyn Fn(&str) -> Option<i64>,
+    ) -> Result<()> {
+        let event: Box<dyn DynEvent> = stored.decode(registry)?;
+        let ts = stored.row.timestamp_us;
+        let any = event.as_any();
+        if let Some(e) = any.downcast_ref::<LLMRequestStartedEvent>() {
+            let request = self.open.entry(e.request_id.clone()).or_default();
+            request.started_us.get_or_insert(ts);
+            if request.model.is_none() {
+                request.model = e.model.clone();
+            }
+        } else if let Some(e) = any.downcast_ref::<StreamFinishEvent>() {
+            let request = self.open.remove(&e.request_id).unwrap_or_default();
+            self.stream.push(LlmCall {
+                model: non_empty(&e.model).or(request.model),
+                input_tokens: e.input_tokens,
+                output_tokens: e.output_tokens,
+                cost_usd: e.cost_usd,
+                latency_ms: ms_between(request.started_us, Some(ts)),
+                ttft_ms: ms_between(request.started_us, first_output(&e.request_id)),
+                failed: false,
+            });
+        } else if let Some(e) = any.downcast_ref::<StreamErrorEvent>() {
+            let request = self.open.remove(&e.request_id).unwrap_or_default();
+            self.stream.push(LlmCall {
+                model: request.model,
+                latency_ms: ms_between(request.started_us, Some(ts)),
+                ttft_ms: ms_between(request.started_us, first_output(&e.request_id)),
                 failed: true,
                 ..LlmCall::default()
-            }));
-            calls
-        } else {
-            let mut calls: Vec<LlmCall> = self
-                .of(RESPONSE_COMPLETED)
-                .map(|(_, v)| LlmCall {
-                    model: string(v, "model"),
-                    input_tokens: uint(v, "input_tokens"),
-                    output_tokens: uint(v, "output_tokens"),
-                    cost_usd: float(v, "cost_usd"),
-                    latency_ms: float(v, "latency_ms"),
-                    ttft_ms: float(v, "time_to_first_token_ms"),
-                    failed: false,
-                })
-                .collect();
-            calls.extend(self.of(LLM_ERROR).map(|(_, v)| LlmCall {
-                model: string(v, "model"),
+            });
+        } else if let Some(e) = any.downcast_ref::<LLMCallEndEvent>() {
+            self.react.push(LlmCall {
+                model: e.model.clone(),
+                input_tokens: e.usage.input_tokens,
+                output_tokens: e.usage.output_tokens,
+                cost_usd: e.cost_usd,
+                latency_ms: Some(e.execution_time_ms),
+                ttft_ms: e.time_to_first_token_ms,
+                failed: false,
+            });
+        } else if let Some(e) = any.downcast_ref::<LLMCallErrorEvent>() {
+            self.react.push(LlmCall {
+                latency_ms: Some(e.execution_time_ms),
                 failed: true,
                 ..LlmCall::default()
-            }));
-            calls
-        }
-    }
-
-    fn stream_calls(&self) -> Vec<LlmCall> {
-        #[derive(Default)]
-        struct Request<'a> {
-            started_us: Option<i64>,
-            first_output_us: Option<i64>,
-            model: Option<String>,
-            completed: Option<&'a Value>,
-        }
-        let mut requests: HashMap<String, Request<'_>> = HashMap::new();
-        for (event_type, ts, value) in &self.events {
-            let Some(id) = string(value, "request_id") else {
-                continue;
-            };
-            let request = requests.entry(id).or_default();
-            match event_type.as_str() {
-                REQUEST_STARTED => {
-                    request.started_us.get_or_insert(*ts);
-                    request.model = request.model.take().or_else(|| string(value, "model"));
-                }
-                RESPONSE_COMPLETED => request.completed = Some(value),
-                t if t.starts_with("stream.") && t != STREAM_FINISH && t != STREAM_ERROR => {
-                    request.first_output_us.get_or_insert(*ts);
-                }
-                _ => {}
-            }
-        }
-        let mut calls = Vec::new();
-        for (event_type, ts, value) in &self.events {
-            let finished = event_type == STREAM_FINISH;
-            if !finished && event_type != STREAM_ERROR {
-                continue;
-            }
-            let request = string(value, "request_id").and_then(|id| requests.get(&id));
-            let completed = request.and_then(|r| r.completed);
-            let from_start = |until: Option<i64>| {
-                let started = request.and_then(|r| r.started_us)?;
-                let until = until?;
-                (until >= started).then(|| (until - started) as f64 / 1000.0)
-            };
-            let latency_ms = completed
-                .and_then(|c| float(c, "latency_ms"))
-                .or_else(|| from_start(Some(*ts)));
-            let ttft_ms = completed
-                .and_then(|c| float(c, "time_to_first_token_ms"))
-                .or_else(|| from_start(request.and_then(|r| r.first_output_us)));
-            let model = string(value, "model")
-                .or_else(|| request.and_then(|r| r.model.clone()))
-                .or_else(|| completed.and_then(|c| string(c, "model")));
-            calls.push(LlmCall {
-                model,
-                input_tokens: uint(value, "input_tokens"),
-                output_tokens: uint(value, "output_tokens"),
-                cost_usd: float(value, "cost_usd"),
-                latency_ms,
-                ttft_ms,
-                failed: !finished,
+            });
+        } else if let Some(e) = any.downcast_ref::<LLMResponseCompletedEvent>() {
+            self.plugin.push(LlmCall {
+                model: e.model.clone(),
+                input_tokens: e.input_tokens.unwrap_or(0),
+                output_tokens: e.output_tokens.unwrap_or(0),
+                cost_usd: None,
+                latency_ms: e.latency_ms,
+                ttft_ms: e.time_to_first_token_ms,
+                failed: false,
+            });
+        } else if any.downcast_ref::<LLMErrorEvent>().is_some() {
+            self.plugin.push(LlmCall {
+                failed: true,
+                ..LlmCall::default()
+            });
+        } else if let Some(e) = any.downcast_ref::<ToolEndEvent>() {
+            self.plugin_tools.push(ToolCall {
+                tool: non_empty(&e.tool_name).unwrap_or_else(|| "unknown".into()),
+                success: e.success,
+                time_ms: e.execution_time_ms,
+            });
+        } else if let Some(e) = any.downcast_ref::<ToolCallEndEvent>() {
+            self.react_tools.push(ToolCall {
+                tool: non_empty(&e.tool_name).unwrap_or_else(|| "unknown".into()),
+                success: e.success,
+                time_ms: Some(e.execution_time_ms),
             });
         }
-        calls
+        Ok(())
     }
 
-    pub(crate) fn tool_calls(&self) -> Vec<ToolCall> {
-        let source = if self.has(&[TOOL_END]) {
-            TOOL_END
+    /// The session's LLM calls, from its most detailed layer.
+    fn llm_calls(&self) -> &[LlmCall] {
+        if !self.stream.is_empty() {
+            &self.stream
+        } else if !self.react.is_empty() {
+            &self.react
         } else {
-            REACT_TOOL_END
-        };
-        self.of(source)
-            .map(|(_, v)| ToolCall {
-                tool: string(v, "tool_name").unwrap_or_else(|| "unknown".into()),
-                success: v.get("success").and_then(Value::as_bool).unwrap_or(true),
-                time_ms: float(v, "execution_time_ms"),
-            })
-            .collect()
+            &self.plugin
+        }
     }
-}
 
-fn string(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_owned)
-}
-
-fn uint(v: &Value, key: &str) -> u64 {
-    v.get(key).and_then(Value::as_u64).unwrap_or(0)
-}
-
-fn float(v: &Value, key: &str) -> Option<f64> {
-    v.get(key).and_then(Value::as_f64)
+    /// The session's tool calls, from its most detailed layer.
+    fn tool_calls(&self) -> &[ToolCall] {
+        if !self.plugin_tools.is_empty() {
+            &self.plugin_tools
+        } else {
+            &self.react_tools
+        }
+    }
 }
 
 /// The `p`-th percentile (0–100) by nearest rank; `None` for no values.
@@ -320,22 +309,26 @@ pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
     Some(values[rank.clamp(1, values.len()) - 1])
 }
 
-fn sum_cost(costs: impl Iterator<Item = Option<f64>>) -> Option<f64> {
-    costs
-        .flatten()
+fn sum_cost<'a>(calls: impl Iterator<Item = &'a LlmCall>) -> Option<f64> {
+    calls
+        .filter_map(|c| c.cost_usd)
         .fold(None, |acc, c| Some(acc.unwrap_or(0.0) + c))
 }
 
-pub(crate) fn summarize(counts: &SessionCounts, events: Option<&SessionEvents>) -> SessionSummary {
-    let calls = events.map(SessionEvents::llm_calls).unwrap_or_default();
+pub(crate) fn summarize(counts: &SessionCounts, calls: Option<&SessionCalls>) -> SessionSummary {
+    let calls = calls.map(SessionCalls::llm_calls).unwrap_or_default();
     let mut models: Vec<String> = Vec::new();
     for model in calls.iter().filter_map(|c| c.model.as_ref()) {
         if !models.contains(model) {
             models.push(model.clone());
         }
     }
-    let input_tokens = calls.iter().map(|c| c.input_tokens).sum();
-    let output_tokens = calls.iter().map(|c| c.output_tokens).sum();
+    let input_tokens = calls
+        .iter()
+        .fold(0u64, |sum, c| sum.saturating_add(c.input_tokens));
+    let output_tokens = calls
+        .iter()
+        .fold(0u64, |sum, c| sum.saturating_add(c.output_tokens));
     SessionSummary {
         session_id: counts.session_id.clone(),
         first_event: micros_to_datetime(counts.first_us),
@@ -345,74 +338,92 @@ pub(crate) fn summarize(counts: &SessionCounts, events: Option<&SessionEvents>) 
         llm_calls: calls.len() as u64,
         input_tokens,
         output_tokens,
-        total_tokens: input_tokens + output_tokens,
-        cost_usd: sum_cost(calls.iter().map(|c| c.cost_usd)),
+        total_tokens: input_tokens.saturating_add(output_tokens),
+        cost_usd: sum_cost(calls.iter()),
+        status: counts.status.clone(),
+        last_seq: counts.last_seq,
     }
 }
 
-pub(crate) fn stats<'a>(
-    session_id: Option<String>,
-    sessions: impl Iterator<Item = &'a SessionEvents>,
-) -> Stats {
-    let mut by_model: BTreeMap<String, Vec<LlmCall>> = BTreeMap::new();
-    let mut by_tool: BTreeMap<String, Vec<ToolCall>> = BTreeMap::new();
-    for events in sessions {
-        for call in events.llm_calls() {
+/// Per-model and per-tool figures, gathered session by session.
+#[derive(Default)]
+pub(crate) struct StatsBuilder {
+    by_model: BTreeMap<String, Vec<LlmCall>>,
+    by_tool: BTreeMap<String, Vec<ToolCall>>,
+}
+
+impl StatsBuilder {
+    /// Adds one session's calls (from its most detailed layers).
+    pub(crate) fn add(&mut self, session: &SessionCalls) {
+        for call in session.llm_calls() {
             let model = call.model.clone().unwrap_or_else(|| "unknown".into());
-            by_model.entry(model).or_default().push(call);
+            self.by_model.entry(model).or_default().push(call.clone());
         }
-        for call in events.tool_calls() {
-            by_tool.entry(call.tool.clone()).or_default().push(call);
+        for call in session.tool_calls() {
+            self.by_tool
+                .entry(call.tool.clone())
+                .or_default()
+                .push(call.clone());
         }
     }
-    let models = by_model
-        .into_iter()
-        .map(|(model, calls)| {
-            let mut ttft: Vec<f64> = calls.iter().filter_map(|c| c.ttft_ms).collect();
-            let mut latency: Vec<f64> = calls.iter().filter_map(|c| c.latency_ms).collect();
-            let (mut out_tokens, mut gen_ms) = (0u64, 0.0f64);
-            for c in calls.iter().filter(|c| !c.failed) {
-                if let Some(latency) = c.latency_ms {
-                    let generation = match c.ttft_ms {
-                        Some(ttft) if latency > ttft => latency - ttft,
-                        _ => latency,
-                    };
-                    out_tokens += c.output_tokens;
-                    gen_ms += generation;
+
+    pub(crate) fn finish(self, session_id: Option<String>, gaps: Vec<String>) -> Stats {
+        let models = self
+            .by_model
+            .into_iter()
+            .map(|(model, calls)| {
+                let mut ttft: Vec<f64> = calls.iter().filter_map(|c| c.ttft_ms).collect();
+                let mut latency: Vec<f64> = calls.iter().filter_map(|c| c.latency_ms).collect();
+                let (mut out_tokens, mut gen_ms) = (0u64, 0.0f64);
+                for c in calls.iter().filter(|c| !c.failed) {
+                    if let Some(latency) = c.latency_ms {
+                        let generation = match c.ttft_ms {
+                            Some(ttft) if latency > ttft => latency - ttft,
+                            _ => latency,
+                        };
+                        out_tokens = out_tokens.saturating_add(c.output_tokens);
+                        gen_ms += generation;
+                    }
                 }
-            }
-            ModelStats {
-                model,
-                calls: calls.len() as u64,
-                failures: calls.iter().filter(|c| c.failed).count() as u64,
-                ttft_p50_ms: percentile(&mut ttft, 50.0),
-                ttft_p95_ms: percentile(&mut ttft, 95.0),
-                latency_p50_ms: percentile(&mut latency, 50.0),
-                latency_p95_ms: percentile(&mut latency, 95.0),
-                input_tokens: calls.iter().map(|c| c.input_tokens).sum(),
-                output_tokens: calls.iter().map(|c| c.output_tokens).sum(),
-                tokens_per_s: (gen_ms > 0.0).then(|| out_tokens as f64 * 1000.0 / gen_ms),
-                cost_usd: sum_cost(calls.iter().map(|c| c.cost_usd)),
-            }
-        })
-        .collect();
-    let tools = by_tool
-        .into_iter()
-        .map(|(tool, calls)| {
-            let mut times: Vec<f64> = calls.iter().filter_map(|c| c.time_ms).collect();
-            ToolStats {
-                tool,
-                calls: calls.len() as u64,
-                failures: calls.iter().filter(|c| !c.success).count() as u64,
-                time_p50_ms: percentile(&mut times, 50.0),
-                time_p95_ms: percentile(&mut times, 95.0),
-            }
-        })
-        .collect();
-    Stats {
-        session_id,
-        models,
-        tools,
+                ModelStats {
+                    model,
+                    calls: calls.len() as u64,
+                    failures: calls.iter().filter(|c| c.failed).count() as u64,
+                    ttft_p50_ms: percentile(&mut ttft, 50.0),
+                    ttft_p95_ms: percentile(&mut ttft, 95.0),
+                    latency_p50_ms: percentile(&mut latency, 50.0),
+                    latency_p95_ms: percentile(&mut latency, 95.0),
+                    input_tokens: calls
+                        .iter()
+                        .fold(0u64, |s, c| s.saturating_add(c.input_tokens)),
+                    output_tokens: calls
+                        .iter()
+                        .fold(0u64, |s, c| s.saturating_add(c.output_tokens)),
+                    tokens_per_s: (gen_ms > 0.0).then(|| out_tokens as f64 * 1000.0 / gen_ms),
+                    cost_usd: sum_cost(calls.iter()),
+                }
+            })
+            .collect();
+        let tools = self
+            .by_tool
+            .into_iter()
+            .map(|(tool, calls)| {
+                let mut times: Vec<f64> = calls.iter().filter_map(|c| c.time_ms).collect();
+                ToolStats {
+                    tool,
+                    calls: calls.len() as u64,
+                    failures: calls.iter().filter(|c| !c.success).count() as u64,
+                    time_p50_ms: percentile(&mut times, 50.0),
+                    time_p95_ms: percentile(&mut times, 95.0),
+                }
+            })
+            .collect();
+        Stats {
+            session_id,
+            models,
+            tools,
+            gaps,
+        }
     }
 }
 

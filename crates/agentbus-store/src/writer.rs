@@ -4,13 +4,25 @@
 //! the writer thread takes everything queued (up to [`WriterOptions::max_batch`]) and writes
 //! it in one transaction. When the queue is full, `append` waits (backpressure): an event is
 //! never dropped silently. [`StoreWriter::flush`] returns once everything appended before it
-//! is committed; [`StoreWriter::close`] flushes and stops the thread. If a batch cannot be
-//! written (disk full, server gone), the loss is counted and every later `flush`/`close`
-//! returns [`StoreError::WriteFailed`].
+//! is committed; [`StoreWriter::close`] flushes and stops the thread.
+//!
+//! **When a batch cannot be written** (disk full, server gone), the writer keeps it and
+//! retries, backing off up to a second between tries, for up to
+//! [`WriterOptions::retry_for`]; meanwhile the queue fills and appends wait, so the run
+//! slows instead of losing events, and a store that recovers in time (space freed) gets
+//! everything, in order, without a gap. One error line is logged when the failure starts
+//! and one when it ends, not one per try. If it does not recover in time, the writer gives
+//! up and stops writing: the failed batch and every event after it are counted as lost
+//! (nothing after the failure is written, so the store holds a gap-free prefix), the
+//! writer is recorded as failed in the store when the store still takes that line — the
+//! sessions it wrote then read back as incomplete — and every later
+//! `append`/`flush`/`close` returns [`StoreError::WriteFailed`]. A writer that could not
+//! record its failure is read back as interrupted (see [`crate::status`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use agentbus_events::DynEvent;
 use tokio::sync::{mpsc, oneshot};
@@ -18,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::row::{AudioPolicy, EventRow, RowEncoder};
+use crate::status::WriterEnd;
 
 /// How a [`StoreWriter`] batches.
 #[derive(Clone, Copy, Debug)]
@@ -28,6 +41,9 @@ pub struct WriterOptions {
     pub max_batch: usize,
     /// What to do with PCM audio samples (default: leave them out).
     pub audio: AudioPolicy,
+    /// How long a batch that cannot be written is retried before the writer gives up
+    /// (default 30 s; see the module documentation).
+    pub retry_for: Duration,
 }
 
 impl Default for WriterOptions {
@@ -36,9 +52,13 @@ impl Default for WriterOptions {
             capacity: 16_384,
             max_batch: 8_192,
             audio: AudioPolicy::OmitSamples,
+            retry_for: Duration::from_secs(30),
         }
     }
 }
+
+/// The longest pause between two tries of a failing batch.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// What a writer did, reported by [`StoreWriter::close`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -66,6 +86,8 @@ struct Counters {
     batches: AtomicU64,
     lost: AtomicU64,
     last_seq: AtomicU64,
+    /// Set when the writer gave up: nothing more is written.
+    failed: AtomicBool,
     first_error: Mutex<Option<String>>,
 }
 
@@ -108,7 +130,17 @@ impl std::fmt::Debug for Appender {
 }
 
 impl Appender {
-    /// Encodes `event` and queues it, waiting while the queue is full.
+    /// After the writer gave up: the event is counted lost and refused.
+    fn refuse_if_failed(&self) -> Result<()> {
+        if !self.counters.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.counters.lost.fetch_add(1, Ordering::AcqRel);
+        self.counters.check()
+    }
+
+    /// Encodes `event` and queues it, waiting while the queue is full. After the writer
+    /// gave up (see the module documentation), returns [`StoreError::WriteFailed`] at once.
     pub async fn append(&self, event: &dyn DynEvent) -> Result<()> {
         let row = self.encoder.encode(event)?;
         self.append_row(row).await
@@ -116,6 +148,7 @@ impl Appender {
 
     /// Queues an already encoded row, waiting while the queue is full.
     pub async fn append_row(&self, row: EventRow) -> Result<()> {
+        self.refuse_if_failed()?;
         self.tx
             .send(Command::Row(row))
             .await
@@ -134,6 +167,7 @@ impl Appender {
 
     /// Queues an already encoded row, blocking the thread while the queue is full.
     pub fn append_row_blocking(&self, row: EventRow) -> Result<()> {
+        self.refuse_if_failed()?;
         self.tx
             .blocking_send(Command::Row(row))
             .map_err(|_| StoreError::Closed)?;
@@ -158,16 +192,21 @@ impl std::fmt::Debug for StoreWriter {
 }
 
 impl StoreWriter {
-    /// Starts a writer thread that owns `backend`.
-    pub fn start(backend: Box<dyn Backend>, options: WriterOptions) -> Result<Self> {
+    /// Starts a writer thread that owns `backend`, after recording the writer in the
+    /// store (an error when the store cannot take even that).
+    pub fn start(mut backend: Box<dyn Backend>, options: WriterOptions) -> Result<Self> {
+        backend.begin_writer(&uuid::Uuid::new_v4().hyphenated().to_string())?;
         let (tx, rx) = mpsc::channel(options.capacity.max(1));
         let counters = Arc::new(Counters::default());
         let location = backend.location();
         let thread_counters = Arc::clone(&counters);
-        let max_batch = options.max_batch.max(1);
+        let policy = Policy {
+            max_batch: options.max_batch.max(1),
+            retry_for: options.retry_for,
+        };
         let thread = std::thread::Builder::new()
             .name("agentbus-store-writer".into())
-            .spawn(move || run(backend, rx, thread_counters, max_batch))
+            .spawn(move || run(backend, rx, thread_counters, policy))
             .map_err(|source| StoreError::Io {
                 context: "starting the writer thread",
                 source,
@@ -273,40 +312,144 @@ impl Drop for StoreWriter {
     }
 }
 
-fn write_batch(backend: &mut dyn Backend, batch: &mut Vec<EventRow>, counters: &Counters) {
+#[derive(Clone, Copy)]
+struct Policy {
+    max_batch: usize,
+    retry_for: Duration,
+}
+
+/// Writes `batch`, retrying as the module documentation says; gives up after
+/// `policy.retry_for`. Empties `batch` either way.
+fn write_batch(
+    backend: &mut dyn Backend,
+    batch: &mut Vec<EventRow>,
+    counters: &Counters,
+    policy: Policy,
+) {
     if batch.is_empty() {
         return;
     }
-    match backend.append(batch) {
-        Ok(seqs) => {
-            counters
-                .written
-                .fetch_add(batch.len() as u64, Ordering::AcqRel);
-            counters.batches.fetch_add(1, Ordering::AcqRel);
-            counters.last_seq.store(*seqs.end(), Ordering::Release);
-        }
-        Err(error) => {
-            tracing::error!(%error, events = batch.len(), "store writer could not write a batch");
-            counters
-                .lost
-                .fetch_add(batch.len() as u64, Ordering::AcqRel);
-            let mut first = counters
-                .first_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            first.get_or_insert_with(|| error.to_string());
+    if counters.failed.load(Ordering::Acquire) {
+        counters
+            .lost
+            .fetch_add(batch.len() as u64, Ordering::AcqRel);
+        batch.clear();
+        return;
+    }
+    let mut failing_since: Option<Instant> = None;
+    let mut retries = 0u64;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match backend.append(batch) {
+            Ok(seqs) => {
+                counters
+                    .written
+                    .fetch_add(batch.len() as u64, Ordering::AcqRel);
+                counters.batches.fetch_add(1, Ordering::AcqRel);
+                counters.last_seq.store(*seqs.end(), Ordering::Release);
+                if let Some(since) = failing_since {
+                    tracing::warn!(
+                        after_ms = since.elapsed().as_millis() as u64,
+                        retries,
+                        "store writer recovered: the held events are written, none lost"
+                    );
+                }
+                break;
+            }
+            Err(error) => {
+                let since = *failing_since.get_or_insert_with(|| {
+                    tracing::error!(
+                        %error,
+                        events = batch.len(),
+                        retry_for_s = policy.retry_for.as_secs_f64(),
+                        "store writer cannot write; holding the events and retrying \
+                         (appends wait meanwhile)"
+                    );
+                    Instant::now()
+                });
+                if since.elapsed() >= policy.retry_for {
+                    give_up(
+                        backend,
+                        batch.len() as u64,
+                        &error,
+                        counters,
+                        since,
+                        retries,
+                    );
+                    break;
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                retries += 1;
+            }
         }
     }
     batch.clear();
+}
+
+/// Stops writing for good: counts `lost`, keeps the error, records the failure in the store
+/// when it still takes that line.
+fn give_up(
+    backend: &mut dyn Backend,
+    lost: u64,
+    error: &StoreError,
+    counters: &Counters,
+    since: Instant,
+    retries: u64,
+) {
+    counters.lost.fetch_add(lost, Ordering::AcqRel);
+    counters
+        .first_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(|| error.to_string());
+    counters.failed.store(true, Ordering::Release);
+    let recorded = backend.end_writer(&WriterEnd::Failed {
+        lost,
+        error: error.to_string(),
+    });
+    tracing::error!(
+        %error,
+        lost,
+        after_ms = since.elapsed().as_millis() as u64,
+        retries,
+        marked_incomplete = recorded.is_ok(),
+        "store writer gives up: this batch and every later event are not stored; the \
+         sessions it wrote read back as {}",
+        if recorded.is_ok() { "incomplete" } else { "interrupted" }
+    );
+}
+
+/// Records how the writer ended, once everything is written or given up.
+fn end(backend: &mut dyn Backend, counters: &Counters) {
+    let lost = counters.lost.load(Ordering::Acquire);
+    let end = if counters.failed.load(Ordering::Acquire) || lost > 0 {
+        WriterEnd::Failed {
+            lost,
+            error: counters
+                .first_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_default(),
+        }
+    } else {
+        WriterEnd::Closed
+    };
+    if let Err(error) = backend.end_writer(&end)
+        && end == WriterEnd::Closed
+    {
+        tracing::warn!(%error, "store writer could not record its clean end; its sessions read back as interrupted");
+    }
 }
 
 fn run(
     mut backend: Box<dyn Backend>,
     mut rx: mpsc::Receiver<Command>,
     counters: Arc<Counters>,
-    max_batch: usize,
+    policy: Policy,
 ) {
-    let mut batch = Vec::with_capacity(max_batch.min(65_536));
+    let mut batch = Vec::with_capacity(policy.max_batch.min(65_536));
     let mut waiters = Vec::new();
     let mut closing = None;
     while let Some(first) = rx.blocking_recv() {
@@ -316,7 +459,7 @@ fn run(
                 Command::Row(row) => batch.push(row),
                 Command::Flush(done) => {
                     // Everything queued before the flush is in `batch`: write it now.
-                    write_batch(&mut *backend, &mut batch, &counters);
+                    write_batch(&mut *backend, &mut batch, &counters, policy);
                     waiters.push(done);
                 }
                 Command::Close(done) => {
@@ -324,12 +467,12 @@ fn run(
                     break;
                 }
             }
-            if batch.len() >= max_batch {
-                write_batch(&mut *backend, &mut batch, &counters);
+            if batch.len() >= policy.max_batch {
+                write_batch(&mut *backend, &mut batch, &counters, policy);
             }
             next = rx.try_recv().ok();
         }
-        write_batch(&mut *backend, &mut batch, &counters);
+        write_batch(&mut *backend, &mut batch, &counters, policy);
         for done in waiters.drain(..) {
             let _ = done.send(());
         }
@@ -341,10 +484,12 @@ fn run(
                     batch.push(row);
                 }
             }
-            write_batch(&mut *backend, &mut batch, &counters);
+            write_batch(&mut *backend, &mut batch, &counters, policy);
+            end(&mut *backend, &counters);
             let _ = done.send(());
             return;
         }
     }
-    write_batch(&mut *backend, &mut batch, &counters);
+    write_batch(&mut *backend, &mut batch, &counters, policy);
+    end(&mut *backend, &counters);
 }

@@ -393,26 +393,41 @@ async fn a_recording_replays_its_events_with_the_original_gaps_scaled() {
         writer.append(e.as_ref()).await.unwrap();
     }
     writer.close().await.unwrap();
-    let recording = Recording::load(&store, "r", &Registry::catalogue()).unwrap();
-    let schedule = recording.schedule(ReplaySpeed::Factor(100.0));
-    assert_eq!(
-        schedule.iter().map(|d| d.as_micros()).collect::<Vec<_>>(),
-        [0, 2_000, 3_000, 10_000, 11_000]
-    );
+    let recording = Recording::open(&store, "r", &Registry::catalogue()).unwrap();
+    assert_eq!(recording.session().events, 5);
+    let speed = ReplaySpeed::Factor(100.0);
+    let first = recording.session().first_us;
+    let mut offsets = Vec::new();
     let mut replayed: Vec<Box<dyn DynEvent>> = Vec::new();
+    let start = std::time::Instant::now();
     let n = recording
-        .play(ReplaySpeed::Factor(100.0), |e| {
+        .play(speed, |e| {
+            offsets.push((
+                start.elapsed(),
+                speed.offset(e.meta().timestamp.timestamp_micros() - first),
+            ));
             replayed.push(e);
-            async { Ok::<(), ()>(()) }
+            async { Ok::<(), StoreError>(()) }
         })
         .await
         .unwrap();
     assert_eq!(n, 5);
+    // The original gaps (0, 200, 300, 1000, 1100 ms) divided by 100, from the start.
+    assert_eq!(
+        offsets
+            .iter()
+            .map(|(_, due)| due.as_micros())
+            .collect::<Vec<_>>(),
+        [0, 2_000, 3_000, 10_000, 11_000]
+    );
+    for (at, due) in &offsets {
+        assert!(at >= due, "published at {at:?}, before {due:?}");
+    }
     for (a, b) in events.iter().zip(&replayed) {
         assert!(**a == **b, "replayed events keep ids and fields");
     }
     assert!(matches!(
-        Recording::load(&store, "missing", &Registry::catalogue()),
+        Recording::open(&store, "missing", &Registry::catalogue()),
         Err(StoreError::UnknownSession(_))
     ));
 }

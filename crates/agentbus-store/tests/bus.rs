@@ -67,7 +67,7 @@ async fn a_bus_session_is_stored_and_replays_identically() {
                 async move { received.lock().unwrap().push(e) }
             })
             .unwrap();
-        let recording = Recording::load(&store, "live", &Registry::catalogue()).unwrap();
+        let recording = Recording::open(&store, "live", &Registry::catalogue()).unwrap();
         let n = recording
             .play_into(&replay_bus, ReplaySpeed::Max)
             .await

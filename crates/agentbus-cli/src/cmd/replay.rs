@@ -45,10 +45,11 @@ pub struct Args {
 
 /// Runs `agentbus replay`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let store = args.store.open()?;
+    let store = args.store.open_read_only()?;
     let bus_registry = agentbus_events::Registry::catalogue();
-    let recording = Recording::load(&store, &args.session, &bus_registry)?;
-    let total = recording.events.len();
+    let recording = Recording::open(&store, &args.session, &bus_registry)?;
+    let session = recording.session().clone();
+    let total = session.events;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -98,6 +99,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "replayed {sent} of {total} events of session {}",
             args.session
         );
+    }
+    // A session cut short is said to be, whatever the output format (stderr).
+    if let Some(warning) = session.status.gap_warning(&args.session, session.last_seq) {
+        eprintln!("warning: {warning}");
     }
     Ok(ExitCode::SUCCESS)
 }

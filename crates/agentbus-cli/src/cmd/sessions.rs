@@ -20,9 +20,10 @@ pub struct Args {
 
 /// Runs `agentbus sessions`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let store = args.store.open()?;
+    let store = args.store.open_read_only()?;
     let sessions = store.sessions()?;
     if args.json {
+        // `status` says, per session, whether it may be missing events.
         println!("{}", serde_json::to_string_pretty(&sessions)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -31,8 +32,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<38} {:<19} {:>9} {:>7} {:>6} {:>9} {:>10}  models",
-        "session", "started (UTC)", "duration", "events", "calls", "tokens", "cost"
+        "{:<38} {:<19} {:>9} {:>7} {:>6} {:>9} {:>10} {:<11}  models",
+        "session", "started (UTC)", "duration", "events", "calls", "tokens", "cost", "status"
     );
     for s in &sessions {
         let duration = (s.last_event - s.first_event).num_milliseconds() as f64 / 1000.0;
@@ -41,7 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|c| format!("${c:.4}"))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<38} {:<19} {:>8.1}s {:>7} {:>6} {:>9} {:>10}  {}",
+            "{:<38} {:<19} {:>8.1}s {:>7} {:>6} {:>9} {:>10} {:<11}  {}",
             s.session_id,
             s.first_event.format("%Y-%m-%d %H:%M:%S"),
             duration,
@@ -49,8 +50,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             s.llm_calls,
             s.total_tokens,
             cost,
+            s.status.label(),
             s.models.join(", ")
         );
+    }
+    // A session that may be missing events says so, under the table and on stderr.
+    for s in &sessions {
+        if let Some(warning) = s.status.gap_warning(&s.session_id, s.last_seq) {
+            eprintln!("warning: {warning}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -28,8 +28,12 @@ fn ms(value: Option<f64>) -> String {
 
 /// Runs `agentbus stats`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let store = args.store.open()?;
+    let store = args.store.open_read_only()?;
     let stats = store.stats(args.session.as_deref())?;
+    // Figures over a session that may be missing events are said to be so, in every format.
+    for gap in &stats.gaps {
+        eprintln!("warning: {gap}; the figures cover the stored events only");
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
         return Ok(ExitCode::SUCCESS);

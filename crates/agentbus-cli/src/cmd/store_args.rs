@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use agentbus::EventManager;
 use agentbus_store::{
-    DEFAULT_STORE_URL, EventStore, SinkOptions, StoreSink, WriterOptions, WriterReport,
+    DEFAULT_STORE_URL, EventStore, SinkOptions, StoreSink, WriterOptions, WriterReport, mask_url,
 };
 use anyhow::Context;
 
@@ -21,9 +21,22 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    /// Opens the store for reading (commands like `sessions` ignore `--no-store`).
+    /// The store URL fit to show: passwords masked.
+    pub fn shown(&self) -> String {
+        mask_url(&self.store)
+    }
+
+    /// Opens the store read-only, for commands that only read (`sessions`, `stats`,
+    /// `replay`; they ignore `--no-store`): nothing is created or migrated, a missing store
+    /// is an error naming it, and a locked store is reported at once.
+    pub fn open_read_only(&self) -> anyhow::Result<EventStore> {
+        EventStore::open_read_only(&self.store)
+            .with_context(|| format!("opening the store {} to read", self.shown()))
+    }
+
+    /// Opens the store for writing, creating or migrating it as needed.
     pub fn open(&self) -> anyhow::Result<EventStore> {
-        EventStore::open(&self.store).with_context(|| format!("opening the store {}", self.store))
+        EventStore::open(&self.store).with_context(|| format!("opening the store {}", self.shown()))
     }
 
     /// Attaches the store to `bus` (unless `--no-store`): every event the bus accepts from
@@ -35,7 +48,7 @@ impl StoreArgs {
         let store = self.open()?;
         let writer = store
             .writer(WriterOptions::default())
-            .with_context(|| format!("starting the store writer on {}", self.store))?;
+            .with_context(|| format!("starting the store writer on {}", self.shown()))?;
         let sink = StoreSink::attach(bus, writer, SinkOptions::default())?;
         Ok(Some(Recorder {
             sink,

@@ -14,6 +14,42 @@ pub fn pg_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
+/// Whether the test PostgreSQL server answers. When it does not, PostgreSQL tests are
+/// skipped with a note on stderr — unless `AGENTBUS_REQUIRE_SERVICES=1` (CI sets it), when
+/// this panics instead.
+pub fn postgres_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let answer = AVAILABLE.get_or_init(|| {
+        let url = pg_url();
+        std::thread::spawn(move || {
+            let mut config: postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
+            config.connect_timeout(std::time::Duration::from_secs(3));
+            config
+                .connect(postgres::NoTls)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the probe panicked".into()))
+    });
+    match answer {
+        Ok(()) => true,
+        Err(error) => {
+            assert!(
+                std::env::var("AGENTBUS_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "PostgreSQL at {} is required (AGENTBUS_REQUIRE_SERVICES=1) but not reachable: {error}",
+                agentbus_store::mask_url(&pg_url())
+            );
+            eprintln!(
+                "note: skipping the PostgreSQL part of this test: {} not reachable ({error}); \
+                 set AGENTBUS_REQUIRE_SERVICES=1 to make that a failure",
+                agentbus_store::mask_url(&pg_url())
+            );
+            false
+        }
+    }
+}
+
 /// A store location that is removed when dropped.
 pub struct TestStore {
     pub url: String,
@@ -47,9 +83,19 @@ impl TestStore {
         }
     }
 
-    /// Both kinds, for tests that run on each backend.
+    /// Both kinds, for tests that run on each backend; SQLite only, with a note on
+    /// stderr, when PostgreSQL is not reachable here (see [`postgres_available`]).
     pub fn both() -> Vec<(&'static str, Self)> {
-        vec![("sqlite", Self::sqlite()), ("postgres", Self::postgres())]
+        let mut stores = vec![("sqlite", Self::sqlite())];
+        if postgres_available() {
+            stores.push(("postgres", Self::postgres()));
+        }
+        stores
+    }
+
+    /// A fresh PostgreSQL schema, or `None` (with a note) when PostgreSQL is not reachable.
+    pub fn postgres_if_available() -> Option<Self> {
+        postgres_available().then(Self::postgres)
     }
 
     /// The SQLite file (panics for PostgreSQL).
