@@ -1,15 +1,36 @@
 //! `agentbus`: run agents, inspect the event catalogue, replay sessions, benchmark.
 
 mod bench;
+mod broken_pipe;
 mod cmd;
 mod config;
+mod terminal;
+mod trust;
+mod userinfo;
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
 /// agentbus — the event system for real-time AI agents.
 #[derive(Debug, Parser)]
-#[command(name = "agentbus", version, about, arg_required_else_help = true)]
+#[command(
+    name = "agentbus",
+    version,
+    about,
+    arg_required_else_help = true,
+    after_help = config::TRUST_HELP
+)]
 struct Cli {
+    /// A config file to use instead of ./agentbus.toml; trusted, since you named it.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "AGENTBUS_CONFIG",
+        hide_env_values = true
+    )]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,17 +53,45 @@ enum Command {
     Replay(cmd::replay::Args),
     /// Per-model and per-tool statistics of a session or of the whole store.
     Stats(cmd::stats::Args),
+    /// Trust or untrust a config file; show the settings in effect and their sources.
+    Config(cmd::config::Args),
+}
+
+/// Prints an error for a person: URL passwords masked, terminal control removed (server
+/// messages end up in errors).
+fn print_error(error: &anyhow::Error) {
+    let text = format!("{error:#}");
+    eprintln!(
+        "error: {}",
+        terminal::sanitize(&userinfo::mask_userinfo(&text))
+    );
 }
 
 fn main() -> std::process::ExitCode {
-    // Flags > AGENTBUS_* variables > agentbus.toml: the file only fills unset variables.
+    // Flags > AGENTBUS_* variables > config files: a file only fills unset variables,
+    // and an untrusted one only the harmless keys (see `config`).
+    let loaded = match config::load(config::config_flag(std::env::args_os())) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            print_error(&error);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     // SAFETY: nothing has spawned a thread yet.
-    if let Err(error) = unsafe { config::load_file_into_env() } {
-        eprintln!("error: {error:#}");
-        return std::process::ExitCode::FAILURE;
-    }
+    unsafe { loaded.apply() };
     cmd::init_tracing();
+    broken_pipe::exit_quietly_on_stdout_panics();
     let cli = Cli::parse();
+    tracing::debug!(
+        flag = ?cli.config,
+        files = ?loaded.files.iter().map(|file| &file.path).collect::<Vec<_>>(),
+        "config files read"
+    );
+    if !matches!(cli.command, Command::Config(_))
+        && let Some(warning) = loaded.warning()
+    {
+        eprintln!("{}", terminal::sanitize(&warning));
+    }
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(args),
         Command::Events(args) => cmd::events::run(args),
@@ -52,11 +101,14 @@ fn main() -> std::process::ExitCode {
         Command::Sessions(args) => cmd::sessions::run(args),
         Command::Replay(args) => cmd::replay::run(args),
         Command::Stats(args) => cmd::stats::run(args),
+        Command::Config(args) => cmd::config::run(args, &loaded),
     };
     match result {
         Ok(code) => code,
+        // The reader went away (`| head`): nothing more to say to it.
+        Err(error) if broken_pipe::is_broken_pipe(&error) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            print_error(&error);
             std::process::ExitCode::FAILURE
         }
     }

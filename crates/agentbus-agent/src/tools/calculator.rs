@@ -353,7 +353,11 @@ fn binary(op: char, a: Number, b: Number) -> Result<Number, String> {
                 if y == 0 {
                     return Err("division by zero".into());
                 }
-                if x % y == 0 { x.checked_div(y) } else { None }
+                // `checked_rem` first: `i128::MIN % -1` overflows like the division.
+                match x.checked_rem(y) {
+                    Some(0) => x.checked_div(y),
+                    _ => None,
+                }
             }
             '%' => {
                 if y == 0 {
@@ -580,6 +584,90 @@ mod tests {
                 .contains("nested")
         );
         assert!(evaluate("sqrt(-1)").is_err());
+    }
+
+    #[test]
+    fn integer_edge_cases_do_not_overflow() {
+        // i128::MIN / -1 and i128::MIN % -1 overflow in 128 bits: they must fall back
+        // to floats (or be exact where they can), never panic.
+        let min = "(-2^126*2)";
+        assert_eq!(eval(min), Number::Int(i128::MIN));
+        assert!(matches!(eval(&format!("{min}/-1")), Number::Float(x) if x > 1.7e38));
+        assert_eq!(eval(&format!("{min}%-1")), Number::Float(0.0));
+        assert!(matches!(eval(&format!("-{min}")), Number::Float(x) if x > 1.7e38));
+        assert!(matches!(eval(&format!("abs({min})")), Number::Float(x) if x > 1.7e38));
+        assert!(matches!(eval(&format!("{min}*-1")), Number::Float(x) if x > 1.7e38));
+        assert!(matches!(eval(&format!("{min}-1")), Number::Float(x) if x < -1.7e38));
+        assert!(matches!(eval("(2^127-1)+1"), Number::Float(x) if x > 1.7e38));
+        assert!(matches!(eval("(-2)^127*-1"), Number::Float(x) if x > 1.7e38));
+        assert!(matches!(eval("10^40"), Number::Float(x) if x > 9e39));
+        assert!(evaluate("2^2^2^2^2^2").is_err());
+        assert!(evaluate("0^-1").is_err());
+        assert!(evaluate("(-8)^0.5").is_err());
+        assert!(evaluate(&format!("{min} % 0")).is_err());
+        assert_eq!(
+            eval("99999999999999999999999999999999999999999"),
+            Number::Float(1e41)
+        );
+    }
+
+    mod no_panic {
+        use super::super::evaluate;
+        use proptest::prelude::*;
+
+        /// Numbers that hit the edges of the integer and float paths.
+        fn number() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<i64>().prop_map(|n| n.unsigned_abs().to_string()),
+                Just("170141183460469231731687303715884105727".to_owned()),
+                Just("170141183460469231731687303715884105728".to_owned()),
+                Just("340282366920938463463374607431768211456".to_owned()),
+                Just("0".to_owned()),
+                Just("1".to_owned()),
+                Just("2".to_owned()),
+                Just("127".to_owned()),
+                Just("1e308".to_owned()),
+                Just("1e-320".to_owned()),
+                Just("0.5".to_owned()),
+                Just("pi".to_owned()),
+                (0u32..200).prop_map(|n| n.to_string()),
+                any::<f64>()
+                    .prop_filter("finite", |x| x.is_finite())
+                    .prop_map(|x| x.abs().to_string()),
+            ]
+        }
+
+        /// Well-formed (and, through the mix, often ill-formed) expressions.
+        fn expression() -> impl Strategy<Value = String> {
+            number().prop_recursive(6, 64, 4, |inner| {
+                let op = prop::sample::select(vec!["+", "-", "*", "/", "%", "^", "**"]);
+                let function = prop::sample::select(vec![
+                    "sqrt", "abs", "floor", "ceil", "round", "ln", "log10", "log2", "exp", "sin",
+                    "cos", "tan", "min", "max", "nope",
+                ]);
+                prop_oneof![
+                    (inner.clone(), op, inner.clone()).prop_map(|(a, op, b)| format!("{a}{op}{b}")),
+                    inner.clone().prop_map(|a| format!("-{a}")),
+                    inner.clone().prop_map(|a| format!("({a})")),
+                    (function, prop::collection::vec(inner, 0..3))
+                        .prop_map(|(f, args)| format!("{f}({})", args.join(","))),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+            #[test]
+            fn random_expressions_never_panic(text in expression()) {
+                let _ = evaluate(&text);
+            }
+
+            #[test]
+            fn random_text_never_panics(text in "[-+*/%^()0-9.eE, a-z_×÷−π]{0,60}") {
+                let _ = evaluate(&text);
+            }
+        }
     }
 
     #[test]

@@ -17,6 +17,9 @@ use agentbus_llm::{ChatModel, ChatRequest, InstrumentedModel, Message, StreamEve
 use futures::StreamExt;
 
 use super::provider::ProviderArgs;
+use crate::broken_pipe;
+use crate::terminal::{Sanitizer, sanitize};
+use crate::userinfo::mask_userinfo;
 
 /// Arguments of `agentbus chat`.
 #[derive(Debug, clap::Args)]
@@ -122,6 +125,10 @@ async fn chat(args: Args) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
     let mut in_reasoning = false;
+    // Model text without terminal control sequences, cleaned across deltas.
+    let (mut text, mut reasoning) = (Sanitizer::default(), Sanitizer::default());
+    // Whether the reader of stdout went away (`| head`): the call stops, quietly.
+    let mut reader_gone = false;
     while let Some(event) = stream.next().await {
         let is_content = matches!(
             event,
@@ -138,21 +145,30 @@ async fn chat(args: Args) -> anyhow::Result<ExitCode> {
                     in_reasoning = false;
                     let _ = writeln!(stderr);
                 }
-                let _ = stdout.write_all(delta.content.as_bytes());
-                let _ = stdout.flush();
+                let written = stdout
+                    .write_all(text.clean(&delta.content).as_bytes())
+                    .and_then(|()| stdout.flush());
+                if let Err(error) = written
+                    && broken_pipe::is_broken_pipe_io(&error)
+                {
+                    reader_gone = true;
+                    break;
+                }
             }
             StreamEvent::ReasoningDelta(delta) if !jsonl && !delta.content.is_empty() => {
                 if !in_reasoning {
                     in_reasoning = true;
                     let _ = write!(stderr, "[reasoning] ");
                 }
-                let _ = stderr.write_all(delta.content.as_bytes());
+                let _ = stderr.write_all(reasoning.clean(&delta.content).as_bytes());
             }
             StreamEvent::ToolCall(call) if !jsonl => {
                 let _ = writeln!(
                     stderr,
                     "\n[tool call {} {}({})]",
-                    call.tool_use_id, call.tool_name, call.tool_input
+                    sanitize(&call.tool_use_id),
+                    sanitize(&call.tool_name),
+                    sanitize(&call.tool_input.to_string())
                 );
             }
             StreamEvent::Finish(finish) => outcome.finish = Some(finish),
@@ -160,12 +176,13 @@ async fn chat(args: Args) -> anyhow::Result<ExitCode> {
             _ => {}
         }
     }
+    drop(stream);
     let total = started.elapsed();
     if let Err(error) = bus.wait(Duration::from_secs(10)).await {
         tracing::warn!(%error, "not every event was delivered");
     }
     if let Some(recorder) = recorder {
-        let location = recorder.location().to_owned();
+        let location = mask_userinfo(recorder.location()).into_owned();
         let stored = recorder.finish().await?;
         eprintln!(
             "session {session_id}: {} events stored in {location} \
@@ -176,23 +193,27 @@ async fn chat(args: Args) -> anyhow::Result<ExitCode> {
     let _report = bus.shutdown(Duration::from_secs(5)).await;
     args.telemetry.finish_if_requested(telemetry).await?;
 
+    if reader_gone {
+        return Ok(ExitCode::SUCCESS);
+    }
     if !jsonl {
         let _ = writeln!(stdout);
         let _ = stdout.flush();
         if let Some(finish) = &outcome.finish {
             if let Some(refusal) = &finish.refusal {
-                let _ = writeln!(stderr, "[refusal] {refusal}");
+                let _ = writeln!(stderr, "[refusal] {}", sanitize(refusal));
             }
             let _ = writeln!(
                 stderr,
                 "{}",
-                summary_line(&model_name, finish, outcome.ttft, total)
+                sanitize(&summary_line(&model_name, finish, outcome.ttft, total))
             );
         }
     }
     match outcome.error {
         Some(error) => {
-            eprintln!("error: {error}");
+            let message = mask_userinfo(&error.to_string()).into_owned();
+            eprintln!("error: {}", sanitize(&message));
             Ok(ExitCode::FAILURE)
         }
         None if outcome.finish.is_some() => Ok(ExitCode::SUCCESS),

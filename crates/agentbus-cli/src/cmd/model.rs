@@ -66,7 +66,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 format!("unknown model `{name}` (known: {})", known.join(", "))
             })?;
             pull_and_prepare(&dir, spec, force, &mut Progress::stderr())?;
-            println!("{}", dir.model_path(spec).display());
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", dir.model_path(spec).display())?;
+            out.flush()?;
         }
         ModelCommand::List { json } => list(&dir, json)?,
     }

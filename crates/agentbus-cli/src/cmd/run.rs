@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use agentbus::{EventManager, Overflow, SubscribeOptions};
 use agentbus_agent::react::{ChunkChannel, ReactEndEvent, ReactEvent, ReactOutput};
-use agentbus_agent::tools::builtin_tools;
+use agentbus_agent::tools::{Sandbox, builtin_tools_in};
 use agentbus_agent::{Agent, AgentOutput};
 use agentbus_events::DynEvent;
 use agentbus_llm::{ChatModel, InstrumentedModel};
@@ -22,6 +22,9 @@ use anyhow::Context;
 use futures::StreamExt;
 
 use super::provider::ProviderArgs;
+use crate::broken_pipe;
+use crate::terminal::{Sanitizer, sanitize};
+use crate::userinfo::mask_userinfo;
 
 /// How long the bus may take to deliver the last events after the run.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -80,8 +83,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
     let bus = EventManager::new();
+    // Cancels the run: Ctrl-C, or the reader of stdout going away (`| head`).
+    let cancel = agentbus_agent::CancellationToken::new();
     let jsonl = match args.events {
-        Some(EventsFormat::Jsonl) => Some(JsonlWriter::attach(&bus)?),
+        Some(EventsFormat::Jsonl) => Some(JsonlWriter::attach(&bus, cancel.clone())?),
         None => None,
     };
     let recorder = args.store.record(&bus)?;
@@ -94,7 +99,7 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
         InstrumentedModel::new(args.provider.build()?, bus.clone()).with_session(&session_id),
     );
     let root = std::env::current_dir().context("reading the current directory")?;
-    let tools = builtin_tools(&root).context("setting up the file tools")?;
+    let tools = builtin_tools_in(file_sandbox(&root, &args.store)?);
     let agent = Agent::builder_shared(model)
         .session_id(&session_id)
         .system_prompt(SYSTEM_PROMPT)
@@ -108,7 +113,6 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
     let mut end: Option<ReactEndEvent> = None;
     // Ctrl-C cancels the run cleanly (it ends aborted, the store is flushed) and the
     // command exits with 130; a second Ctrl-C quits at once.
-    let cancel = agentbus_agent::CancellationToken::new();
     let interrupted = Arc::new(AtomicBool::new(false));
     let ctrl_c = tokio::spawn({
         let (cancel, interrupted) = (cancel.clone(), interrupted.clone());
@@ -123,8 +127,11 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     });
-    let mut stream =
-        agent.run_request(agentbus_agent::RunRequest::new(args.prompt).cancellation(cancel));
+    let mut stream = agent
+        .run_request(agentbus_agent::RunRequest::new(args.prompt).cancellation(cancel.clone()));
+    // Whether the reader of stdout went away: the run is cancelled (the store still gets
+    // every event) and the command ends quietly with status 0.
+    let mut reader_gone = false;
     while let Some(output) = stream.next().await {
         if let ReactOutput::Event(event) = &output
             && let ReactEvent::ReactEnd(react_end) = &event.event
@@ -132,12 +139,27 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
         {
             end = Some(react_end.clone());
         }
-        if let Some(human) = human.as_mut() {
-            human.show(&output)?;
+        if let Some(shown) = human.as_mut().map(|human| human.show(&output)) {
+            match shown {
+                Ok(()) => {}
+                Err(error) if broken_pipe::is_broken_pipe_io(&error) => {
+                    reader_gone = true;
+                    human = None;
+                    cancel.cancel();
+                }
+                Err(error) => return Err(error).context("writing to stdout"),
+            }
         }
     }
-    if let Some(human) = human.as_mut() {
-        human.end_line(&mut std::io::stdout().lock())?;
+    let ended = human
+        .as_mut()
+        .map(|human| human.end_line(&mut std::io::stdout().lock()));
+    if let Some(Err(error)) = ended {
+        if !broken_pipe::is_broken_pipe_io(&error) {
+            return Err(error).context("writing to stdout");
+        }
+        reader_gone = true;
+        human = None;
     }
     agent.finish();
     if let Err(error) = bus.wait(DRAIN).await {
@@ -150,6 +172,7 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map(|e| e.origin.session_id.as_str())
             .unwrap_or("?");
+        let location = mask_userinfo(&location);
         eprintln!(
             "session {session}: {} events stored in {location} \
              (replay: agentbus replay {session} --store {location})",
@@ -169,6 +192,8 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
     ctrl_c.abort();
     Ok(if interrupted.load(Ordering::SeqCst) {
         ExitCode::from(130)
+    } else if reader_gone {
+        ExitCode::SUCCESS
     } else if end.aborted {
         ExitCode::FAILURE
     } else {
@@ -177,15 +202,21 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// `--events jsonl`: a wildcard subscriber writing each event's wire JSON as a line.
+///
+/// The first failed write stops the output; when the reader went away (`| head`) it also
+/// cancels the run, and `main` ends quietly.
 struct JsonlWriter {
     out: Arc<Mutex<std::io::BufWriter<std::io::Stdout>>>,
-    failed: Arc<Mutex<Option<String>>>,
+    failed: Arc<Mutex<Option<anyhow::Error>>>,
 }
 
 impl JsonlWriter {
-    fn attach(bus: &EventManager) -> anyhow::Result<Self> {
+    fn attach(
+        bus: &EventManager,
+        cancel: agentbus_agent::CancellationToken,
+    ) -> anyhow::Result<Self> {
         let out = Arc::new(Mutex::new(std::io::BufWriter::new(std::io::stdout())));
-        let failed: Arc<Mutex<Option<String>>> = Arc::default();
+        let failed: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
         let (writer, error) = (out.clone(), failed.clone());
         bus.subscribe_with(
             "agentbus-run-jsonl",
@@ -193,22 +224,28 @@ impl JsonlWriter {
                 .capacity(JSONL_CAPACITY)
                 .overflow(Overflow::Block),
             move |event: Arc<dyn DynEvent>| {
-                let (writer, error) = (writer.clone(), error.clone());
+                let (writer, error, cancel) = (writer.clone(), error.clone(), cancel.clone());
                 async move {
+                    let mut failed = error.lock().unwrap_or_else(PoisonError::into_inner);
+                    if failed.is_some() {
+                        return;
+                    }
                     let mut line = Vec::with_capacity(512);
                     let written = event
                         .write_wire(&mut line)
-                        .map_err(|e| e.to_string())
+                        .map_err(anyhow::Error::from)
                         .and_then(|()| {
                             line.push(b'\n');
                             let mut out = writer.lock().unwrap_or_else(PoisonError::into_inner);
-                            out.write_all(&line).map_err(|e| e.to_string())
+                            out.write_all(&line).map_err(|e| {
+                                if broken_pipe::is_broken_pipe_io(&e) {
+                                    cancel.cancel();
+                                }
+                                anyhow::Error::from(e)
+                            })
                         });
-                    if let Err(message) = written {
-                        error
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .get_or_insert(message);
+                    if let Err(written) = written {
+                        *failed = Some(written);
                     }
                 }
             },
@@ -218,13 +255,13 @@ impl JsonlWriter {
     }
 
     fn finish(self) -> anyhow::Result<()> {
-        if let Some(message) = self
+        if let Some(error) = self
             .failed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
         {
-            anyhow::bail!("writing events: {message}");
+            return Err(error.context("writing events"));
         }
         self.out
             .lock()
@@ -235,11 +272,14 @@ impl JsonlWriter {
 }
 
 /// The human output: streaming text, each tool call with its arguments, result and
-/// duration, and a summary line.
+/// duration, and a summary line. Text from the model, the tools and servers is printed
+/// without terminal control sequences ([`crate::terminal`]).
 #[derive(Default)]
 struct HumanOutput {
     /// Whether the cursor is in the middle of a line of streamed text.
     mid_line: bool,
+    /// The model's text stream, cleaned across deltas.
+    text: Sanitizer,
 }
 
 impl HumanOutput {
@@ -251,32 +291,44 @@ impl HumanOutput {
         let mut out = std::io::stdout().lock();
         match &event.event {
             ReactEvent::LlmChunkArrive(chunk) if chunk.channel == ChunkChannel::Text => {
+                let delta = self.text.clean(&chunk.delta);
+                if delta.is_empty() {
+                    return Ok(());
+                }
                 if !self.mid_line {
                     write!(out, "{indent}")?;
                 }
-                write!(out, "{}", chunk.delta)?;
-                self.mid_line = !chunk.delta.ends_with('\n');
+                write!(out, "{delta}")?;
+                self.mid_line = !delta.ends_with('\n');
                 out.flush()?;
             }
             ReactEvent::ToolCallStart(start) => {
                 self.end_line(&mut out)?;
-                writeln!(out, "{indent}→ {}({})", start.tool_name, start.arguments)?;
+                writeln!(
+                    out,
+                    "{indent}→ {}({})",
+                    sanitize(&start.tool_name),
+                    sanitize(&start.arguments.to_string())
+                )?;
             }
             ReactEvent::ToolCallEnd(end) => {
                 self.end_line(&mut out)?;
                 let outcome = match &end.error {
                     None => format!("✓ {}", shorten(&agentbus_agent::result_text(&end.result))),
-                    Some(error) => format!("✗ {}", error.message),
+                    Some(error) => format!("✗ {}", shorten(&error.message)),
                 };
                 writeln!(
                     out,
-                    "{indent}  {outcome}  ({} {:.1} ms)",
-                    end.tool_name, end.execution_time_ms
+                    "{indent}  {}  ({} {:.1} ms)",
+                    sanitize(&outcome),
+                    sanitize(&end.tool_name),
+                    end.execution_time_ms
                 )?;
             }
             ReactEvent::LlmCallError(error) => {
                 self.end_line(&mut out)?;
-                writeln!(out, "{indent}LLM error: {}", error.error)?;
+                let message = mask_userinfo(&error.error.to_string()).into_owned();
+                writeln!(out, "{indent}LLM error: {}", sanitize(&message))?;
             }
             _ => {}
         }
@@ -300,7 +352,10 @@ impl HumanOutput {
             .unwrap_or_else(|| "cost unknown".into());
         let status = match (&end.abort_reason, &end.error) {
             (None, _) => "done".to_owned(),
-            (Some(reason), Some(error)) => format!("aborted ({reason}: {})", error.message),
+            (Some(reason), Some(error)) => format!(
+                "aborted ({reason}: {})",
+                sanitize(&mask_userinfo(&error.message))
+            ),
             (Some(reason), None) => format!("aborted ({reason})"),
         };
         writeln!(
@@ -334,4 +389,22 @@ fn shorten(text: &str) -> String {
         let cut: String = one_line.chars().take(MAX).collect();
         format!("{cut}…")
     }
+}
+
+/// The file tools' sandbox: the working directory, without the store's files when the
+/// store is an SQLite file (earlier sessions must not go to the provider).
+fn file_sandbox(
+    root: &std::path::Path,
+    store: &super::store_args::StoreArgs,
+) -> anyhow::Result<Sandbox> {
+    let mut sandbox = Sandbox::new(root).context("setting up the file tools")?;
+    if let Ok(agentbus_store::StoreLocation::Sqlite { path }) =
+        agentbus_store::StoreLocation::parse(&store.store)
+    {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            sandbox = sandbox.deny_file(path.with_file_name(format!("{name}{suffix}")));
+        }
+    }
+    Ok(sandbox)
 }

@@ -11,11 +11,11 @@ use anyhow::Context;
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct TelemetryArgs {
     /// Serve Prometheus metrics at http://HOST:PORT/metrics while the command runs.
-    #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr, env = "AGENTBUS_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
     /// Export metrics and spans over OTLP/HTTP (protobuf) to this base URL, e.g.
     /// http://localhost:4318 (`/v1/metrics` and `/v1/traces` are appended).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "AGENTBUS_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
     /// Print the end-of-run metrics summary as JSON.
     #[arg(long)]
