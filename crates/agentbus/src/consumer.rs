@@ -92,11 +92,14 @@ async fn rest(sub: &Subscriber, taken: u32, empty_passes: &mut u32) -> bool {
     }
     sub.signal_idle();
     sub.caught_up();
-    if !sub.try_idle(0) {
-        return true;
-    }
     if sub.finishing() {
+        // Closed with nothing reserved: every later reservation is refused, so nothing
+        // more can arrive.
         return false;
+    }
+    if !sub.try_idle(0) {
+        // New work, or closed since the check above: look again.
+        return true;
     }
     sub.parked().await;
     sub.clear_idle();
@@ -311,7 +314,13 @@ where
         if running.len() < limit {
             // Room for more: wait for a completion or for new work. The handlers
             // running hold their places in the count.
-            if sub.try_idle(running.len()) {
+            if sub.finishing() {
+                // Closed: no new work can be announced (the idle mark is refused while
+                // closed); what was reserved before is taken after the next completion.
+                if let Some((failure, elapsed)) = running.next().await {
+                    finished(failure, elapsed);
+                }
+            } else if sub.try_idle(running.len()) {
                 tokio::select! {
                     Some((failure, elapsed)) = running.next() => finished(failure, elapsed),
                     _ = sub.parked() => {}

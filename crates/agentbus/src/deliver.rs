@@ -23,6 +23,7 @@ use agentbus_events::{Event, EventMeta, Outgoing, Seq};
 use crate::consumer::{Failure, current_subscriber};
 use crate::core::{Core, Node};
 use crate::routes::Routes;
+use crate::slots::NoRoom;
 use crate::subscriber::{Push, Reservation, Subscriber};
 use crate::{Overflow, Registration, SendError, Sent};
 
@@ -85,6 +86,8 @@ enum Slot {
     Reserved(Reservation),
     /// Full: the subscriber does not get the event.
     Refused,
+    /// Removed since the routes were loaded: it is no longer a subscriber of the event.
+    Gone,
 }
 
 /// Subscribers of one event whose slots live on the stack.
@@ -120,8 +123,9 @@ pub(crate) fn attempt<O: Outgoing>(node: &Node, event: O, mode: Mode) -> Attempt
         slots[i] = match sub.options.overflow {
             Overflow::DropOldest => Slot::Push,
             policy => match sub.reserve() {
-                Some(reservation) => Slot::Reserved(reservation),
-                None => {
+                Ok(reservation) => Slot::Reserved(reservation),
+                Err(NoRoom::Closed) => Slot::Gone,
+                Err(NoRoom::Full) => {
                     if policy == Overflow::Block
                         && mode == Mode::Wait
                         && current_subscriber() != Some(sub.id)
@@ -135,7 +139,7 @@ pub(crate) fn attempt<O: Outgoing>(node: &Node, event: O, mode: Mode) -> Attempt
             },
         };
     }
-    if !subs.is_empty() && refused.len() == subs.len() {
+    if !refused.is_empty() && slots.iter().all(|s| matches!(s, Slot::Refused | Slot::Gone)) {
         return Attempt::Done(Err(SendError::Full { refused }));
     }
 
@@ -149,10 +153,12 @@ pub(crate) fn attempt<O: Outgoing>(node: &Node, event: O, mode: Mode) -> Attempt
     if !dest.silent {
         tracing::trace!(event_type, %seq, "send");
     }
-    let last = slots.iter().rposition(|s| !matches!(s, Slot::Refused));
+    let last = slots
+        .iter()
+        .rposition(|s| matches!(s, Slot::Push | Slot::Reserved(_)));
     let mut shared = Some(event.into_stamped(seq));
     for (i, (sub, slot)) in subs.iter().zip(slots.iter()).enumerate() {
-        if matches!(slot, Slot::Refused) {
+        if matches!(slot, Slot::Refused | Slot::Gone) {
             continue;
         }
         // Every subscriber but the last gets a clone; the last takes the sender's.
@@ -169,7 +175,7 @@ pub(crate) fn attempt<O: Outgoing>(node: &Node, event: O, mode: Mode) -> Attempt
                     publish_lag(node, sub, lag);
                 }
             }
-            Slot::Refused => {}
+            Slot::Refused | Slot::Gone => {}
         }
     }
     Attempt::Done(Ok(Sent { seq, refused }))

@@ -13,10 +13,21 @@ use loom::sync::atomic::{AtomicUsize, Ordering::*};
 #[cfg(not(agentbus_loom))]
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 
-/// The idle bit.
+/// The idle bit: the consumer is parked (or about to be).
 const IDLE: usize = 1;
-/// One delivery in the count (the bits above the idle bit).
-const ONE: usize = 2;
+/// The closed bit: the subscriber takes no more deliveries (unsubscribed, shut down).
+const CLOSED: usize = 2;
+/// One delivery in the count (the bits above the idle and closed bits).
+const ONE: usize = 4;
+
+/// Why a reservation was not made (nothing is held).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NoRoom {
+    /// `capacity` places are taken.
+    Full,
+    /// The subscriber is closed: it must not get the delivery (nobody would take it).
+    Closed,
+}
 
 /// The count-and-idle word.
 #[derive(Default)]
@@ -25,26 +36,48 @@ pub(crate) struct Slots {
 }
 
 impl Slots {
-    /// Reserves a place if fewer than `capacity` are taken: `Some(was_idle)` (the consumer
-    /// was parked: whoever commits this reservation must wake it), or `None` with nothing
-    /// held. The add is also the capacity check; a refused add is undone at once, so the
-    /// count over-states the backlog only for that instant.
+    /// Reserves a place if fewer than `capacity` are taken and the subscriber is open:
+    /// `Ok(was_idle)` (the consumer was parked: whoever commits this reservation must wake
+    /// it), or why not, with nothing held. The add is also the capacity check; a refused
+    /// add is undone at once, so the count over-states the backlog only for that instant.
     #[inline]
-    pub fn reserve(&self, capacity: usize) -> Option<bool> {
+    pub fn reserve(&self, capacity: usize) -> Result<bool, NoRoom> {
         let before = self.state.fetch_add(ONE, AcqRel);
+        if before & CLOSED != 0 {
+            self.state.fetch_sub(ONE, AcqRel);
+            return Err(NoRoom::Closed);
+        }
         if before / ONE >= capacity {
+            self.state.fetch_sub(ONE, AcqRel);
+            return Err(NoRoom::Full);
+        }
+        Ok(before & IDLE != 0)
+    }
+
+    /// Takes a place whatever the count (`DropOldest`, which makes room itself): the
+    /// count before and whether the consumer was parked, or `None` when closed (nothing
+    /// held).
+    #[inline]
+    pub fn take(&self) -> Option<(usize, bool)> {
+        let before = self.state.fetch_add(ONE, AcqRel);
+        if before & CLOSED != 0 {
             self.state.fetch_sub(ONE, AcqRel);
             return None;
         }
-        Some(before & IDLE != 0)
+        Some((before / ONE, before & IDLE != 0))
     }
 
-    /// Takes a place whatever the count (`DropOldest`, which makes room itself): returns
-    /// the count before and whether the consumer was parked.
+    /// Closes the subscriber: every later reservation is refused, so once the count is
+    /// zero nothing more can arrive and the consumer may exit.
     #[inline]
-    pub fn take(&self) -> (usize, bool) {
-        let before = self.state.fetch_add(ONE, AcqRel);
-        (before / ONE, before & IDLE != 0)
+    pub fn close(&self) {
+        self.state.fetch_or(CLOSED, AcqRel);
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    #[inline]
+    pub fn is_closed(&self) -> bool {
+        self.state.load(SeqCst) & CLOSED != 0
     }
 
     /// Gives back `n` places (finished, dropped or cancelled deliveries, or reservations
@@ -62,7 +95,8 @@ impl Slots {
     }
 
     /// The consumer marks itself idle, if the count is exactly the `held` places it holds
-    /// (no sender reserved one since); false when there is new work.
+    /// (no sender reserved one since) and the subscriber is open; false when there is new
+    /// work or it was closed.
     #[inline]
     pub fn try_idle(&self, held: usize) -> bool {
         self.state
@@ -86,7 +120,6 @@ impl Slots {
 mod loom_tests {
     use std::collections::VecDeque;
 
-    use loom::sync::atomic::AtomicBool;
     use loom::sync::{Arc, Mutex, Notify};
     use loom::thread;
 
@@ -96,7 +129,6 @@ mod loom_tests {
         slots: Slots,
         queue: Mutex<VecDeque<u32>>,
         wake: Notify,
-        finish: AtomicBool,
         capacity: usize,
     }
 
@@ -106,14 +138,13 @@ mod loom_tests {
                 slots: Slots::default(),
                 queue: Mutex::new(VecDeque::new()),
                 wake: Notify::new(),
-                finish: AtomicBool::new(false),
                 capacity,
             })
         }
 
         /// A sender's reservation and commit; false when refused (full).
         fn send(&self, item: u32) -> bool {
-            let Some(was_idle) = self.slots.reserve(self.capacity) else {
+            let Ok(was_idle) = self.slots.reserve(self.capacity) else {
                 return false;
             };
             let mut queue = self.queue.lock().unwrap();
@@ -129,12 +160,12 @@ mod loom_tests {
         /// A sender that reserves, then gives the place back (a `send(..).await` that must
         /// wait for another subscriber).
         fn reserve_and_cancel(&self) {
-            if self.slots.reserve(self.capacity).is_some() {
+            if self.slots.reserve(self.capacity).is_ok() {
                 self.slots.release(1);
             }
         }
 
-        /// The consumer loop; returns what it took.
+        /// The consumer loop (as `consumer.rs`); returns what it took.
         fn consume(&self) -> Vec<u32> {
             let mut got = Vec::new();
             loop {
@@ -151,11 +182,12 @@ mod loom_tests {
                     thread::yield_now();
                     continue;
                 }
+                if self.slots.is_closed() {
+                    // Closed with nothing reserved: nothing more can arrive.
+                    return got;
+                }
                 if !self.slots.try_idle(0) {
                     continue;
-                }
-                if self.finish.load(SeqCst) {
-                    return got;
                 }
                 self.wake.wait();
                 self.slots.take_idle();
@@ -164,7 +196,7 @@ mod loom_tests {
 
         /// `Subscriber::finish`: tell the consumer to exit once drained.
         fn finish(&self) {
-            self.finish.store(true, SeqCst);
+            self.slots.close();
             self.slots.take_idle();
             self.wake.notify();
         }
@@ -200,6 +232,28 @@ mod loom_tests {
             let got = consumer.join().unwrap();
             assert_eq!(got.len(), accepted, "accepted deliveries lost");
             assert_eq!(m.slots.count(), 0);
+        });
+    }
+
+    /// A sender racing an unsubscribe: its delivery is either taken by the consumer or
+    /// refused; never left in a queue nobody drains.
+    #[test]
+    fn loom_send_racing_close_is_delivered_or_refused() {
+        model(|| {
+            let m = Model::new(2);
+            let consumer = {
+                let m = Arc::clone(&m);
+                thread::spawn(move || m.consume())
+            };
+            let sender = {
+                let m = Arc::clone(&m);
+                thread::spawn(move || m.send(1))
+            };
+            m.finish();
+            let sent = sender.join().unwrap();
+            let got = consumer.join().unwrap();
+            assert_eq!(got.len(), usize::from(sent), "a delivery was stranded");
+            assert!(m.queue.lock().unwrap().is_empty());
         });
     }
 

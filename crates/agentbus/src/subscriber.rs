@@ -31,7 +31,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::idle::IdleSignal;
-use crate::slots::Slots;
+use crate::slots::{NoRoom, Slots};
 use crate::{Overflow, Refusal, SubscribeOptions};
 
 /// Handled deliveries a serial consumer gives back to the count at once, at most; small
@@ -92,8 +92,6 @@ pub(crate) struct Subscriber {
     pub in_wait: AtomicUsize,
     /// Blocked senders must give up: the subscriber is being removed.
     closing: AtomicBool,
-    /// The consumer exits once the queue is empty.
-    finish: AtomicBool,
     /// Deliveries dropped by overflow.
     dropped: AtomicU64,
     /// Deliveries lost at shutdown (queued or running when the deadline passed).
@@ -121,6 +119,8 @@ pub(crate) enum Push {
     /// Queued after dropping the oldest delivery; `lag` is set when this drop starts a
     /// new lag episode (the caller publishes the lag event).
     Dropped { lag: Option<(u64, u64)> },
+    /// Not queued: the subscriber was removed.
+    Closed,
 }
 
 /// A snapshot of a subscriber's counters.
@@ -158,7 +158,6 @@ impl Subscriber {
             idle: ArcSwap::new(idle),
             in_wait: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
-            finish: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
             lag_reported: AtomicBool::new(false),
@@ -187,12 +186,13 @@ impl Subscriber {
 
     // ---- the sender's side -------------------------------------------------------------
 
-    /// Reserves a place, or `None` when the queue is full (nothing is held then).
+    /// Reserves a place, or says why not (full; closed: the subscriber was removed and
+    /// must not get the delivery). Nothing is held on `Err`.
     ///
     /// The reservation counts the delivery before it is queued, so the consumer can never
-    /// park while a reserved delivery is still on its way into the queue.
+    /// park, nor exit, while a reserved delivery is still on its way into the queue.
     #[inline]
-    pub fn reserve(&self) -> Option<Reservation> {
+    pub fn reserve(&self) -> Result<Reservation, NoRoom> {
         self.state
             .reserve(self.options.capacity)
             .map(|was_idle| Reservation { was_idle })
@@ -219,7 +219,9 @@ impl Subscriber {
     pub fn push_dropping_oldest(&self, event: Arc<dyn DynEvent>) -> Push {
         debug_assert_eq!(self.options.overflow, Overflow::DropOldest);
         let mut outcome = Push::Queued;
-        let (before, was_idle) = self.state.take();
+        let Some((before, was_idle)) = self.state.take() else {
+            return Push::Closed;
+        };
         // With concurrent senders the pop can come up empty (the consumer took the items
         // and holds their places): then the push goes ahead.
         if before >= self.options.capacity && self.queue.pop().is_some() {
@@ -307,9 +309,10 @@ impl Subscriber {
         self.wake.notified().await;
     }
 
-    /// Whether the consumer should exit once the queue is empty.
+    /// Whether the subscriber is closed: with its count at zero, nothing more can
+    /// arrive and the consumer exits.
     pub fn finishing(&self) -> bool {
-        self.finish.load(SeqCst)
+        self.state.is_closed()
     }
 
     /// Signals the bus's idle waiters (the consumer found nothing to do).
@@ -358,10 +361,11 @@ impl Subscriber {
         self.closing.load(SeqCst)
     }
 
-    /// Tells the consumer to exit once it has drained the queue.
+    /// Closes the subscriber to new deliveries and tells the consumer to exit once it has
+    /// handled every delivery accepted before.
     pub fn finish(&self) {
         self.closing.store(true, SeqCst);
-        self.finish.store(true, SeqCst);
+        self.state.close();
         self.space.notify_waiters();
         self.state.take_idle();
         self.wake.notify_one();
