@@ -75,3 +75,19 @@ pub fn bus() -> agentbus::EventManager {
     bus.register::<Pong>().unwrap();
     bus
 }
+
+/// A subscriber whose handler blocks until the gate opens.
+pub fn stalled(
+    bus: &agentbus::EventManager,
+    options: agentbus::SubscribeOptions,
+) -> (Arc<tokio::sync::Notify>, agentbus::SubscriptionHandle) {
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let g = gate.clone();
+    let handle = bus
+        .subscribe_with("stalled", options, move |_: Arc<Ping>| {
+            let g = g.clone();
+            async move { g.notified().await }
+        })
+        .unwrap();
+    (gate, handle)
+}
