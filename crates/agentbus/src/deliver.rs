@@ -139,7 +139,11 @@ pub(crate) fn attempt<O: Outgoing>(node: &Node, event: O, mode: Mode) -> Attempt
             },
         };
     }
-    if !refused.is_empty() && slots.iter().all(|s| matches!(s, Slot::Refused | Slot::Gone)) {
+    if !refused.is_empty()
+        && slots
+            .iter()
+            .all(|s| matches!(s, Slot::Refused | Slot::Gone))
+    {
         return Attempt::Done(Err(SendError::Full { refused }));
     }
 
