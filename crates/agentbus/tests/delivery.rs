@@ -361,7 +361,7 @@ async fn silent_types_are_skipped_by_wildcards_that_ask() {
 }
 
 #[tokio::test]
-async fn decode_and_send_delivers_the_typed_event() {
+async fn try_send_json_delivers_the_typed_event() {
     let bus = bus();
     let got = Log::default();
     let g = got.clone();

@@ -120,10 +120,10 @@ fn subscribe_fixed(
         let (c, p) = (Arc::clone(&c), Arc::clone(&p));
         async move {
             c.fetch_add(1, Relaxed);
-            if slow_every > 0 && e.n % slow_every == 0 {
+            if slow_every > 0 && e.n.is_multiple_of(slow_every) {
                 tokio::time::sleep(Duration::from_micros(200)).await;
             }
-            if panic_every > 0 && e.n % panic_every == 0 {
+            if panic_every > 0 && e.n.is_multiple_of(panic_every) {
                 p.fetch_add(1, Relaxed);
                 panic!("soak: planned panic at {}", e.n);
             }
