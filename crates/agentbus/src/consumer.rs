@@ -92,7 +92,7 @@ async fn rest(sub: &Subscriber, taken: u32, empty_passes: &mut u32) -> bool {
     }
     sub.signal_idle();
     sub.caught_up();
-    if sub.finishing() {
+    if sub.finished() {
         // Closed with nothing reserved: every later reservation is refused, so nothing
         // more can arrive.
         return false;

@@ -80,6 +80,15 @@ impl Slots {
         self.state.load(SeqCst) & CLOSED != 0
     }
 
+    /// Whether the subscriber is closed with nothing reserved, in one load (two loads
+    /// would let a reservation made before the close slip between them): then nothing
+    /// more can arrive and the consumer may exit.
+    #[inline]
+    pub fn is_closed_and_empty(&self) -> bool {
+        let state = self.state.load(SeqCst);
+        state & CLOSED != 0 && state / ONE == 0
+    }
+
     /// Gives back `n` places (finished, dropped or cancelled deliveries, or reservations
     /// not used); returns the count left.
     #[inline]
@@ -182,7 +191,7 @@ mod loom_tests {
                     thread::yield_now();
                     continue;
                 }
-                if self.slots.is_closed() {
+                if self.slots.is_closed_and_empty() {
                     // Closed with nothing reserved: nothing more can arrive.
                     return got;
                 }

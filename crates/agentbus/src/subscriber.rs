@@ -309,10 +309,15 @@ impl Subscriber {
         self.wake.notified().await;
     }
 
-    /// Whether the subscriber is closed: with its count at zero, nothing more can
-    /// arrive and the consumer exits.
+    /// Whether the subscriber is closed (no new deliveries are accepted).
     pub fn finishing(&self) -> bool {
         self.state.is_closed()
+    }
+
+    /// Whether it is closed with nothing reserved or queued (one load): the consumer
+    /// exits.
+    pub fn finished(&self) -> bool {
+        self.state.is_closed_and_empty()
     }
 
     /// Signals the bus's idle waiters (the consumer found nothing to do).
