@@ -364,6 +364,8 @@ pub(crate) struct ForkParent {
 #[derive(Clone, Debug)]
 pub struct RunRequest {
     pub(crate) message: String,
+    /// Whether `message` is sent as a new user message (false for [`RunRequest::resume`]).
+    pub(crate) user_turn: bool,
     pub(crate) history: Vec<Message>,
     pub(crate) cancel: CancellationToken,
     pub(crate) session_id: Option<String>,
@@ -375,10 +377,36 @@ impl RunRequest {
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            user_turn: true,
             history: Vec::new(),
             cancel: CancellationToken::new(),
             session_id: None,
             parent: None,
+        }
+    }
+
+    /// A run that continues `history` without a new user message: the history ends with
+    /// tool results the caller produced (a client-side tool answered, as AG-UI clients
+    /// do), and the model's next turn answers them. `ReactStartEvent::user_message` is
+    /// empty.
+    ///
+    /// ```
+    /// use agentbus_agent::RunRequest;
+    /// use agentbus_llm::{Message, ToolCallRequest};
+    ///
+    /// let call = ToolCallRequest { id: "t1".into(), name: "pick".into(), arguments: serde_json::json!({}) };
+    /// let request = RunRequest::resume(vec![
+    ///     Message::user("Pick a colour"),
+    ///     Message::assistant_with_tool_calls("", vec![call]),
+    ///     Message::tool_result("t1", "blue", false),
+    /// ]);
+    /// # let _ = request;
+    /// ```
+    pub fn resume(history: Vec<Message>) -> Self {
+        Self {
+            user_turn: false,
+            history,
+            ..Self::new(String::new())
         }
     }
 

@@ -257,7 +257,9 @@ pub(crate) async fn run(
         }
     }
     messages.extend(request.history.iter().cloned());
-    messages.push(Message::user(request.message.clone()));
+    if request.user_turn {
+        messages.push(Message::user(request.message.clone()));
+    }
 
     let fork_counter = Arc::new(AtomicU64::new(0));
     let mut totals = Totals::default();
