@@ -62,7 +62,7 @@ async fn publish(bus: &EventManager, session: &str, text: String) {
         delta: Some(text),
         ..Default::default()
     };
-    bus.send_async(event).await.unwrap();
+    bus.send(event).await.unwrap();
 }
 
 /// One SSE frame.
