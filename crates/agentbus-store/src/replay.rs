@@ -18,6 +18,9 @@ use crate::open::open_backend_read_only;
 use crate::query::EventQuery;
 use crate::store::EventStore;
 
+/// One event of a replay page: its store seq, its timestamp (µs) and the decoded event.
+type PagedEvent = (u64, i64, Box<dyn DynEvent>);
+
 /// How fast to replay.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ReplaySpeed {
@@ -100,7 +103,7 @@ impl Recording {
     }
 
     /// The next page of events after store seq `after`, decoded, with their timestamps.
-    fn page(&mut self, after: u64) -> Result<Vec<(u64, i64, Box<dyn DynEvent>)>> {
+    fn page(&mut self, after: u64) -> Result<Vec<PagedEvent>> {
         let query = EventQuery {
             session_id: Some(self.session.session_id.clone()),
             after_seq: Some(after),
