@@ -239,9 +239,12 @@ fn bad_stores_and_sessions_are_clear_errors() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
 
     let empty = TempDir::new("empty");
+    // A store that does not exist is an error naming it, and reading creates nothing.
     let out = agentbus(&["replay", "ghost", "--store", &empty.url()]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no session `ghost`"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no event store at"), "{stderr}");
+    assert!(!empty.0.join("agentbus.db").exists());
     let out = agentbus(&["replay", "s", "--store", &empty.url(), "--speed", "0"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid speed"));

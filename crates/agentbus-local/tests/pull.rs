@@ -397,7 +397,8 @@ fn the_q8_copy_is_recorded_verified_and_rebuilt_when_it_does_not_match() {
     assert_eq!(record["sha256"], sha256_file(&q8).unwrap());
     assert_eq!(record["source_sha256"], spec.sha256);
 
-    let damage: [(&str, &dyn Fn(&Path)); 3] = [
+    type Damage<'a> = (&'a str, &'a dyn Fn(&Path));
+    let damage: [Damage; 3] = [
         ("size", &|path: &Path| {
             let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
             file.set_len(good.len() as u64 / 2).unwrap();
