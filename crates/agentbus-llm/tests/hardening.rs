@@ -12,41 +12,15 @@ use std::time::Duration;
 use agentbus::EventManager;
 use agentbus_events::DynEvent;
 use agentbus_llm::{
-    Api, ApiKey, ChatModel, ChatRequest, HttpConfig, HttpModel, InstrumentedModel, RetryPolicy,
-    StreamErrorKind, StreamEvent, StreamLimits, Timeouts,
+    Api, ApiKey, ChatModel, ChatRequest, HttpConfig, HttpModel, InstrumentedModel, StreamErrorKind,
+    StreamEvent, StreamLimits,
 };
 use common::server::{FakeServer, Framing, Reply};
-use common::{assert_one_terminal_last, fixtures, summarize};
+use common::{assert_one_terminal_last, error_of, fixtures, run, summarize};
 use futures::StreamExt;
 
 fn config(base_url: &str) -> HttpConfig {
-    HttpConfig::new("test", base_url, "test-model")
-        .with_timeouts(Timeouts {
-            connect: Duration::from_secs(2),
-            first_byte: Duration::from_secs(3),
-            idle: Duration::from_secs(3),
-            total: Duration::from_secs(20),
-        })
-        .with_retry(RetryPolicy {
-            max_retries: 2,
-            initial_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(20),
-            max_retry_after: Duration::from_millis(50),
-        })
-}
-
-async fn run(api: Api, config: HttpConfig) -> Vec<StreamEvent> {
-    let model = HttpModel::new(api, config).unwrap();
-    let events: Vec<StreamEvent> = model.stream(ChatRequest::from_prompt("hi")).collect().await;
-    assert_one_terminal_last("http", &events);
-    events
-}
-
-fn error_of(events: &[StreamEvent]) -> agentbus_llm::StreamError {
-    match events.last() {
-        Some(StreamEvent::Error(e)) => e.clone(),
-        other => panic!("expected an error, got {other:?}"),
-    }
+    common::fast_config(base_url, Duration::from_millis(50))
 }
 
 fn rate_limited(header: &str, value: &str) -> Reply {

@@ -6,43 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use agentbus_llm::{
-    Api, ApiKey, ChatModel, ChatRequest, HttpConfig, HttpModel, RetryPolicy, StreamErrorKind,
-    StreamEvent, Timeouts,
-};
+use agentbus_llm::{Api, ApiKey, HttpConfig, RetryPolicy, StreamErrorKind, StreamEvent};
 use common::server::{FakeServer, Framing, Reply};
-use common::{assert_one_terminal_last, fixtures, summarize};
-use futures::StreamExt;
+use common::{error_of, fixtures, run, summarize};
 use serde_json::json;
 
 fn test_config(server: &FakeServer) -> HttpConfig {
-    HttpConfig::new("test", &server.base_url, "test-model")
-        .with_timeouts(Timeouts {
-            connect: Duration::from_secs(2),
-            first_byte: Duration::from_secs(3),
-            idle: Duration::from_secs(3),
-            total: Duration::from_secs(20),
-        })
-        .with_retry(RetryPolicy {
-            max_retries: 2,
-            initial_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(20),
-            max_retry_after: Duration::from_millis(200),
-        })
-}
-
-async fn run(api: Api, config: HttpConfig) -> Vec<StreamEvent> {
-    let model = HttpModel::new(api, config).unwrap();
-    let events: Vec<StreamEvent> = model.stream(ChatRequest::from_prompt("hi")).collect().await;
-    assert_one_terminal_last("http", &events);
-    events
-}
-
-fn error_of(events: &[StreamEvent]) -> agentbus_llm::StreamError {
-    match events.last() {
-        Some(StreamEvent::Error(e)) => e.clone(),
-        other => panic!("expected an error, got {other:?}"),
-    }
+    common::fast_config(&server.base_url, Duration::from_millis(200))
 }
 
 fn fixture(name: &str) -> common::Fixture {

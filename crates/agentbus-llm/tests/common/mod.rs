@@ -6,8 +6,13 @@
 pub mod server;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use agentbus_llm::{Api, ChatResponse, StreamEvent};
+use agentbus_llm::{
+    Api, ChatModel, ChatRequest, ChatResponse, HttpConfig, HttpModel, RetryPolicy, StreamError,
+    StreamEvent, Timeouts,
+};
+use futures::StreamExt;
 use serde_json::Value;
 
 /// One recorded stream with its expected decoding.
@@ -110,4 +115,39 @@ pub fn summarize(events: &[StreamEvent]) -> Value {
         (None, None) => out["error"] = Value::String("no terminal event".into()),
     }
     out
+}
+
+/// A config for a loopback fake server: short timeouts and backoffs, two retries, and
+/// `max_retry_after` as the cap on a server's `Retry-After`.
+pub fn fast_config(base_url: &str, max_retry_after: Duration) -> HttpConfig {
+    HttpConfig::new("test", base_url, "test-model")
+        .with_timeouts(Timeouts {
+            connect: Duration::from_secs(2),
+            first_byte: Duration::from_secs(3),
+            idle: Duration::from_secs(3),
+            total: Duration::from_secs(20),
+        })
+        .with_retry(RetryPolicy {
+            max_retries: 2,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            max_retry_after,
+        })
+}
+
+/// Streams "hi" through an `HttpModel` and checks the stream ends in exactly one terminal
+/// event, last.
+pub async fn run(api: Api, config: HttpConfig) -> Vec<StreamEvent> {
+    let model = HttpModel::new(api, config).unwrap();
+    let events: Vec<StreamEvent> = model.stream(ChatRequest::from_prompt("hi")).collect().await;
+    assert_one_terminal_last("http", &events);
+    events
+}
+
+/// The error a stream ended with (panics if it ended otherwise).
+pub fn error_of(events: &[StreamEvent]) -> StreamError {
+    match events.last() {
+        Some(StreamEvent::Error(e)) => e.clone(),
+        other => panic!("expected an error, got {other:?}"),
+    }
 }
