@@ -32,6 +32,7 @@
 
 pub mod attributes;
 pub mod collector;
+pub mod consts;
 pub mod error;
 pub mod instruments;
 pub mod prometheus;

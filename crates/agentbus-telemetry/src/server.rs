@@ -6,7 +6,9 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::sync::oneshot;
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::TelemetryError;
@@ -20,11 +22,16 @@ pub struct MetricsServer {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// How many scrapes have been answered.
+    scrapes: watch::Receiver<u64>,
 }
 
-async fn metrics(reader: MetricsReader) -> Response {
+async fn metrics(reader: MetricsReader, scrapes: &watch::Sender<u64>) -> Response {
     match reader.render_prometheus() {
-        Ok(body) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
+        Ok(body) => {
+            scrapes.send_modify(|n| *n += 1);
+            ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+        }
         Err(error) => {
             tracing::warn!(%error, "collecting metrics for /metrics failed");
             (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()
@@ -42,7 +49,15 @@ impl MetricsServer {
         let local = listener
             .local_addr()
             .map_err(|source| TelemetryError::Bind { addr, source })?;
-        let app = Router::new().route("/metrics", get(move || metrics(reader.clone())));
+        let (scraped, scrapes) = watch::channel(0u64);
+        let scraped = std::sync::Arc::new(scraped);
+        let app = Router::new().route(
+            "/metrics",
+            get(move || {
+                let (reader, scraped) = (reader.clone(), scraped.clone());
+                async move { metrics(reader, &scraped).await }
+            }),
+        );
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -59,7 +74,22 @@ impl MetricsServer {
             addr: local,
             stop: Some(stop),
             task: Some(task),
+            scrapes,
         })
+    }
+
+    /// Waits until `/metrics` has been answered once more from now, or `at_most` has
+    /// passed; returns whether it was. A process about to exit calls this so that a
+    /// scraper sees its last figures (the CLI's `--metrics-linger`).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: it only watches a counter.
+    pub async fn scraped_within(&self, at_most: Duration) -> bool {
+        let mut scrapes = self.scrapes.clone();
+        scrapes.mark_unchanged();
+        tokio::time::timeout(at_most, scrapes.changed())
+            .await
+            .is_ok_and(|changed| changed.is_ok())
     }
 
     /// The address the server listens on.

@@ -29,7 +29,7 @@ use opentelemetry::trace::{
 use opentelemetry::{Context, KeyValue, trace::SpanId};
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracer};
 
-use crate::collector::MAX_PENDING;
+use crate::consts::MAX_PENDING;
 
 thread_local! {
     /// The ids the next span built on this thread takes (set by [`SpanRecorder`] just
@@ -294,7 +294,7 @@ impl SpanRecorder {
                 .as_ref()
                 .map(|err| err.kind.clone())
                 .or_else(|| error_kind.map(str::to_owned))
-                .unwrap_or_else(|| crate::collector::ERROR_TYPE_OTHER.to_owned())
+                .unwrap_or_else(|| crate::consts::ERROR_TYPE_OTHER.to_owned())
         });
         self.finish(open, &e.meta, error);
     }

@@ -23,8 +23,7 @@ use crate::snapshot::MetricsSnapshot;
 use crate::spans::{EventIdGenerator, SpanRecorder};
 use crate::summary::MetricsSummary;
 
-/// The instrumentation scope name of every metric and span.
-pub const SCOPE: &str = "agentbus";
+pub use crate::consts::SCOPE;
 
 /// What to export.
 #[derive(Clone, Debug)]
@@ -150,6 +149,17 @@ impl Telemetry {
     /// Where `/metrics` is served, when it is.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.server.as_ref().map(MetricsServer::local_addr)
+    }
+
+    /// Keeps `/metrics` served until it has been scraped once more, at most `at_most`;
+    /// returns whether it was scraped (`false` at once when no endpoint is served). Call it
+    /// after the work is done and before [`shutdown`](Self::shutdown), so that a scraper
+    /// sees a short run complete.
+    pub async fn linger(&self, at_most: Duration) -> bool {
+        match &self.server {
+            Some(server) => server.scraped_within(at_most).await,
+            None => false,
+        }
     }
 
     /// The current metric values, when the Prometheus reader is on.
