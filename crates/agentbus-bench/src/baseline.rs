@@ -1,11 +1,10 @@
-//! The yardstick of `agentbus bench store`: the same rows inserted with one plain
+//! The yardstick of `agentbus-bench store`: the same rows inserted with one plain
 //! multi-row `INSERT` per batch, no event encoding, no queue, no writer thread.
 
 use std::time::Duration;
 
-use crate::error::{Result, StoreError};
-use crate::location::StoreLocation;
-use crate::row::EventRow;
+use agentbus_store::{EventRow, StoreLocation, mask_url};
+use anyhow::{Context, Result};
 
 const COLUMNS: &str = "INSERT INTO events (seq, bus_seq, event_id, session_id, type, ts_us, request_id, agent_call_id, body) VALUES ";
 
@@ -44,21 +43,18 @@ pub fn plain_multi_row_insert(
     let batch = batch.clamp(1, 3_000);
     match location {
         StoreLocation::Sqlite { path } => {
-            let mut conn = rusqlite::Connection::open(path)
-                .map_err(StoreError::sqlite("opening the database"))?;
+            let mut conn = rusqlite::Connection::open(path).context("opening the database")?;
             conn.busy_timeout(Duration::from_secs(30))
-                .map_err(StoreError::sqlite("setting the busy timeout"))?;
+                .context("setting the busy timeout")?;
             conn.pragma_update(None, "synchronous", "NORMAL")
-                .map_err(StoreError::sqlite("setting synchronous"))?;
+                .context("setting synchronous")?;
             let mut seq = first_seq;
             for chunk in rows.chunks(batch) {
-                let tx = conn
-                    .transaction()
-                    .map_err(StoreError::sqlite("starting a batch"))?;
+                let tx = conn.transaction().context("starting a batch")?;
                 {
                     let mut stmt = tx
                         .prepare_cached(&values(chunk.len(), false))
-                        .map_err(StoreError::sqlite("preparing the insert"))?;
+                        .context("preparing the insert")?;
                     let mut i = 1;
                     for row in chunk {
                         seq += 1;
@@ -75,16 +71,13 @@ pub fn plain_multi_row_insert(
                             &row.body,
                         ];
                         for p in params {
-                            stmt.raw_bind_parameter(i, p)
-                                .map_err(StoreError::sqlite("binding a row"))?;
+                            stmt.raw_bind_parameter(i, p).context("binding a row")?;
                             i += 1;
                         }
                     }
-                    stmt.raw_execute()
-                        .map_err(StoreError::sqlite("inserting rows"))?;
+                    stmt.raw_execute().context("inserting rows")?;
                 }
-                tx.commit()
-                    .map_err(StoreError::sqlite("committing a batch"))?;
+                tx.commit().context("committing a batch")?;
             }
             Ok(())
         }
@@ -94,22 +87,16 @@ pub fn plain_multi_row_insert(
             let rows = rows.to_vec();
             // The sync client must not run inside a tokio runtime: use a thread of its own.
             std::thread::spawn(move || -> Result<()> {
-                let mut client = postgres::Client::connect(&url, postgres::NoTls).map_err(|e| {
-                    StoreError::Connect {
-                        location: crate::location::mask_url(&url),
-                        message: e.to_string(),
-                    }
-                })?;
+                let mut client = postgres::Client::connect(&url, postgres::NoTls)
+                    .with_context(|| format!("connecting to {}", mask_url(&url)))?;
                 if let Some(schema) = schema {
                     client
                         .batch_execute(&format!("SET search_path TO \"{schema}\""))
-                        .map_err(StoreError::postgres("selecting the schema"))?;
+                        .context("selecting the schema")?;
                 }
                 let mut seq = first_seq;
                 for chunk in rows.chunks(batch) {
-                    let mut tx = client
-                        .transaction()
-                        .map_err(StoreError::postgres("starting a batch"))?;
+                    let mut tx = client.transaction().context("starting a batch")?;
                     let mut owned: Vec<(i64, Option<i64>)> = Vec::with_capacity(chunk.len());
                     for row in chunk {
                         seq += 1;
@@ -131,18 +118,13 @@ pub fn plain_multi_row_insert(
                         ]);
                     }
                     tx.execute(&values(chunk.len(), true), &params)
-                        .map_err(StoreError::postgres("inserting rows"))?;
-                    tx.commit()
-                        .map_err(StoreError::postgres("committing a batch"))?;
+                        .context("inserting rows")?;
+                    tx.commit().context("committing a batch")?;
                 }
                 Ok(())
             })
             .join()
-            .unwrap_or_else(|_| {
-                Err(StoreError::Bus(
-                    "the baseline insert thread panicked".into(),
-                ))
-            })
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the baseline insert thread panicked")))
         }
     }
 }
@@ -156,15 +138,10 @@ pub fn drop_postgres_schema(url: &str, schema: &str) -> Result<()> {
         schema.replace('"', "\"\"")
     );
     std::thread::spawn(move || -> Result<()> {
-        let mut client =
-            postgres::Client::connect(&url, postgres::NoTls).map_err(|e| StoreError::Connect {
-                location: crate::location::mask_url(&url),
-                message: e.to_string(),
-            })?;
-        client
-            .batch_execute(&sql)
-            .map_err(StoreError::postgres("dropping a schema"))
+        let mut client = postgres::Client::connect(&url, postgres::NoTls)
+            .with_context(|| format!("connecting to {}", mask_url(&url)))?;
+        client.batch_execute(&sql).context("dropping a schema")
     })
     .join()
-    .unwrap_or_else(|_| Err(StoreError::Bus("the cleanup thread panicked".into())))
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("the cleanup thread panicked")))
 }

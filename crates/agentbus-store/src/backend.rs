@@ -26,6 +26,10 @@ pub struct SessionCounts {
     pub status: SessionStatus,
 }
 
+/// One session's stored call totals, as [`Backend::session_totals`] reads them: the session
+/// id and the totals in the store's own JSON form (`None`: no call yet).
+pub type StoredTotals = (String, Option<String>);
+
 /// A database holding an event store. Implemented for SQLite and PostgreSQL.
 ///
 /// Calls block the calling thread; from async code, call them through
@@ -74,6 +78,13 @@ pub trait Backend: Send {
     /// Counts, span and status of every session (or of `session_id` only), in order of
     /// their first event; one row read per session.
     fn session_counts(&mut self, session_id: Option<&str>) -> Result<Vec<SessionCounts>>;
+
+    /// Every session's stored call totals (or one session's): `(session_id, totals)` with
+    /// the totals in the store's own JSON form (`None`: no call yet), in no particular
+    /// order; `None` for a store older than the version that keeps them (opened
+    /// read-only, not migrated). [`EventStore::sessions`](crate::EventStore::sessions)
+    /// reads them; other callers have no use for them.
+    fn session_totals(&mut self, session_id: Option<&str>) -> Result<Option<Vec<StoredTotals>>>;
 
     /// The highest store `seq` (0 when the store is empty).
     fn last_seq(&mut self) -> Result<u64>;

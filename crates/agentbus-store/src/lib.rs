@@ -20,7 +20,6 @@
 #![warn(missing_docs)]
 
 mod backend;
-pub mod baseline;
 mod error;
 mod location;
 pub mod migrations;
@@ -34,10 +33,10 @@ mod sqlite;
 pub mod status;
 mod store;
 mod summary;
+mod totals;
 mod writer;
 
-pub use backend::{Backend, SessionCounts};
-pub use baseline::drop_postgres_schema;
+pub use backend::{Backend, SessionCounts, StoredTotals};
 pub use error::{Result, StoreError};
 pub use location::{DEFAULT_STORE_URL, StoreLocation, mask_url};
 pub use open::{open_backend, open_backend_at_version, open_backend_read_only};

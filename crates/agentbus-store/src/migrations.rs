@@ -11,6 +11,10 @@
 //!    event count, the writer that last wrote to it), so listing sessions costs one row per
 //!    session and a session cut short by a failing writer is known as such. Existing
 //!    sessions are filled in from `events`.
+//! 4. `agentbus_sessions.calls`: each session's call totals (LLM calls, tokens, cost,
+//!    models per layer; see `totals.rs`), updated by every append in the same transaction,
+//!    so listing sessions never reads their events. Existing sessions are filled in from
+//!    their call events when the store is migrated.
 //!
 //! The applied version is recorded in `agentbus_schema` (one row per applied migration).
 //! A store whose version is newer than [`LATEST_VERSION`] is refused untouched.
@@ -127,6 +131,14 @@ pub const MIGRATIONS: &[Migration] = &[
                 SELECT session_id, MIN(seq), MAX(seq), MIN(ts_us), MAX(ts_us), COUNT(*)
                 FROM events WHERE session_id IS NOT NULL GROUP BY session_id;
         ",
+    },
+    Migration {
+        version: 4,
+        description: "per-session call totals maintained on append",
+        // The totals of sessions already stored are folded from their events by the
+        // backend right after this statement, in the same transaction.
+        sqlite: "ALTER TABLE agentbus_sessions ADD COLUMN calls TEXT;",
+        postgres: "ALTER TABLE agentbus_sessions ADD COLUMN calls TEXT;",
     },
 ];
 

@@ -11,15 +11,16 @@ use std::time::Duration;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config, GenericClient, NoTls};
 
-use crate::backend::{Backend, SessionCounts};
+use crate::backend::{Backend, SessionCounts, StoredTotals};
 use crate::error::{Result, StoreError};
 use crate::location::mask_url;
 use crate::migrations::{self, JOURNAL_VERSION, SCHEMA_TABLE_DDL};
 use crate::query::{Dialect, EventQuery, SqlParam};
 use crate::row::{COLUMNS, EventRow, StoredEvent, session_deltas, to_i64, to_stored};
 use crate::status::{self, SessionStatus, WriterEnd, WriterRow};
+use crate::totals::{self, Gather, SessionTotals, TOTALS_VERSION};
 
 /// How long to wait for the server when the URL does not say (`connect_timeout=`).
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -152,6 +153,10 @@ impl Backend for PostgresBackend {
 
     fn session_counts(&mut self, session_id: Option<&str>) -> Result<Vec<SessionCounts>> {
         self.with(|c| c.session_counts(session_id))
+    }
+
+    fn session_totals(&mut self, session_id: Option<&str>) -> Result<Option<Vec<StoredTotals>>> {
+        self.with(|c| c.session_totals(session_id))
     }
 
     fn last_seq(&mut self) -> Result<u64> {
@@ -291,6 +296,11 @@ impl Connection {
             );
             tx.batch_execute(m.postgres)
                 .map_err(StoreError::postgres("applying a migration"))?;
+            if m.version == TOTALS_VERSION {
+                for (session_id, totals) in gather_totals(&mut tx, None)? {
+                    write_totals(&mut tx, &session_id, &totals)?;
+                }
+            }
             tx.execute(
                 "INSERT INTO agentbus_schema (version, description, applied_at_us) VALUES ($1, $2, $3)",
                 &[&m.version, &m.description, &chrono::Utc::now().timestamp_micros()],
@@ -311,6 +321,68 @@ const UPSERT_SESSION: &str = "INSERT INTO agentbus_sessions \
      last_us = GREATEST(agentbus_sessions.last_us, excluded.last_us), \
      events = agentbus_sessions.events + excluded.events, \
      writer_id = COALESCE(excluded.writer_id, agentbus_sessions.writer_id)";
+
+/// The call totals of every session (or of one), folded from its stored call events.
+fn gather_totals(
+    client: &mut impl GenericClient,
+    session_id: Option<&str>,
+) -> Result<std::collections::HashMap<String, SessionTotals>> {
+    let sql = totals::call_events_sql("$1", session_id.is_some());
+    let params: Vec<&str> = session_id.into_iter().collect();
+    let mut rows = client
+        .query_raw(&sql, params)
+        .map_err(StoreError::postgres("reading call events"))?;
+    let mut gather = Gather::default();
+    while let Some(row) = rows
+        .next()
+        .map_err(StoreError::postgres("reading call events"))?
+    {
+        let session_id: String = row
+            .try_get(0)
+            .map_err(StoreError::postgres("reading a call event"))?;
+        let body: String = row
+            .try_get(1)
+            .map_err(StoreError::postgres("reading a call event"))?;
+        gather.push(&session_id, &body);
+    }
+    Ok(gather.finish())
+}
+
+fn write_totals(
+    client: &mut impl GenericClient,
+    session_id: &str,
+    totals: &SessionTotals,
+) -> Result<()> {
+    client
+        .execute(
+            "UPDATE agentbus_sessions SET calls = $2 WHERE session_id = $1",
+            &[&session_id, &totals.to_json()],
+        )
+        .map_err(StoreError::postgres("writing a session's call totals"))?;
+    Ok(())
+}
+
+/// Folds the call events of an appended batch (already copied in) into their sessions'
+/// stored totals. The append's table lock keeps concurrent writers out meanwhile.
+fn update_totals(client: &mut impl GenericClient, rows: &[EventRow]) -> Result<()> {
+    for (session_id, events) in totals::batch_events(rows) {
+        let current: Option<String> = client
+            .query_one(
+                "SELECT calls FROM agentbus_sessions WHERE session_id = $1",
+                &[&session_id],
+            )
+            .and_then(|row| row.try_get(0))
+            .map_err(StoreError::postgres("reading a session's call totals"))?;
+        let totals = match totals::updated(session_id, current.as_deref(), &events) {
+            Some(totals) => totals,
+            None => gather_totals(client, Some(session_id))?
+                .remove(session_id)
+                .unwrap_or_default(),
+        };
+        write_totals(client, session_id, &totals)?;
+    }
+    Ok(())
+}
 
 fn count(value: i64) -> u64 {
     value.max(0) as u64
@@ -399,6 +471,9 @@ impl Connection {
                 )
                 .map_err(StoreError::postgres("updating the session index"))?;
             }
+        }
+        if self.version >= TOTALS_VERSION {
+            update_totals(&mut tx, rows)?;
         }
         tx.commit()
             .map_err(StoreError::postgres("committing an append"))?;
@@ -580,6 +655,27 @@ impl Connection {
             })
             .collect::<std::result::Result<Vec<_>, postgres::Error>>()
             .map_err(StoreError::postgres("listing sessions"))
+    }
+
+    fn session_totals(&mut self, session_id: Option<&str>) -> Result<Option<Vec<StoredTotals>>> {
+        if self.version < TOTALS_VERSION {
+            return Ok(None);
+        }
+        let rows = match session_id {
+            Some(id) => self.client.query(
+                "SELECT session_id, calls FROM agentbus_sessions WHERE session_id = $1",
+                &[&id],
+            ),
+            None => self
+                .client
+                .query("SELECT session_id, calls FROM agentbus_sessions", &[]),
+        }
+        .map_err(StoreError::postgres("reading call totals"))?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<std::result::Result<Vec<_>, postgres::Error>>()
+            .map(Some)
+            .map_err(StoreError::postgres("reading call totals"))
     }
 
     fn last_seq(&mut self) -> Result<u64> {

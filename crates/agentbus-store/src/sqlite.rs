@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
 
-use crate::backend::{Backend, SessionCounts};
+use crate::backend::{Backend, SessionCounts, StoredTotals};
 use crate::error::{Result, StoreError};
 use crate::migrations::{self, JOURNAL_VERSION, SCHEMA_TABLE_DDL};
 use crate::query::{Dialect, EventQuery, SqlParam};
 use crate::row::{COLUMN_COUNT, COLUMNS, EventRow, StoredEvent, session_deltas, to_i64, to_stored};
 use crate::status::{self, SessionStatus, WriterEnd, WriterRow};
+use crate::totals::{self, Gather, SessionTotals, TOTALS_VERSION};
 
 /// Rows per multi-row INSERT statement (9 parameters each, well under SQLite's limit).
 const ROWS_PER_STATEMENT: usize = 64;
@@ -251,6 +252,11 @@ impl SqliteBackend {
             );
             tx.execute_batch(m.sqlite)
                 .map_err(StoreError::sqlite("applying a migration"))?;
+            if m.version == TOTALS_VERSION {
+                for (session_id, totals) in gather_totals(&tx, None)? {
+                    write_totals(&tx, &session_id, &totals)?;
+                }
+            }
             tx.execute(
                 "INSERT INTO agentbus_schema (version, description, applied_at_us) VALUES (?1, ?2, ?3)",
                 params![m.version, m.description, chrono::Utc::now().timestamp_micros()],
@@ -260,6 +266,62 @@ impl SqliteBackend {
         tx.commit()
             .map_err(StoreError::sqlite("committing the migration"))
     }
+}
+
+/// The call totals of every session (or of one), folded from its stored call events.
+fn gather_totals(
+    conn: &Connection,
+    session_id: Option<&str>,
+) -> Result<std::collections::HashMap<String, SessionTotals>> {
+    let sql = totals::call_events_sql("?1", session_id.is_some());
+    let mut stmt = conn
+        .prepare_cached(&sql)
+        .map_err(StoreError::sqlite("preparing the call-event query"))?;
+    let mut rows = match session_id {
+        Some(id) => stmt.query([id]),
+        None => stmt.query([]),
+    }
+    .map_err(StoreError::sqlite("reading call events"))?;
+    let mut gather = Gather::default();
+    while let Some(row) = rows
+        .next()
+        .map_err(StoreError::sqlite("reading call events"))?
+    {
+        let session_id: String = row
+            .get(0)
+            .map_err(StoreError::sqlite("reading a call event"))?;
+        let body: String = row
+            .get(1)
+            .map_err(StoreError::sqlite("reading a call event"))?;
+        gather.push(&session_id, &body);
+    }
+    Ok(gather.finish())
+}
+
+fn write_totals(conn: &Connection, session_id: &str, totals: &SessionTotals) -> Result<()> {
+    conn.prepare_cached("UPDATE agentbus_sessions SET calls = ?2 WHERE session_id = ?1")
+        .and_then(|mut stmt| stmt.execute(params![session_id, totals.to_json()]))
+        .map_err(StoreError::sqlite("writing a session's call totals"))?;
+    Ok(())
+}
+
+/// Folds the call events of an appended batch (already inserted) into their sessions'
+/// stored totals.
+fn update_totals(conn: &Connection, rows: &[EventRow]) -> Result<()> {
+    for (session_id, events) in totals::batch_events(rows) {
+        let current: Option<String> = conn
+            .prepare_cached("SELECT calls FROM agentbus_sessions WHERE session_id = ?1")
+            .and_then(|mut stmt| stmt.query_row([session_id], |row| row.get(0)))
+            .map_err(StoreError::sqlite("reading a session's call totals"))?;
+        let totals = match totals::updated(session_id, current.as_deref(), &events) {
+            Some(totals) => totals,
+            None => gather_totals(conn, Some(session_id))?
+                .remove(session_id)
+                .unwrap_or_default(),
+        };
+        write_totals(conn, session_id, &totals)?;
+    }
+    Ok(())
 }
 
 fn insert_sql(rows: usize) -> String {
@@ -384,6 +446,9 @@ impl Backend for SqliteBackend {
                 ])
                 .map_err(StoreError::sqlite("updating the session index"))?;
             }
+        }
+        if self.version >= TOTALS_VERSION {
+            update_totals(&tx, rows)?;
         }
         tx.commit()
             .map_err(StoreError::sqlite("committing an append"))?;
@@ -587,6 +652,32 @@ impl Backend for SqliteBackend {
         .map_err(StoreError::sqlite("listing sessions"))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(StoreError::sqlite("listing sessions"))
+    }
+
+    fn session_totals(&mut self, session_id: Option<&str>) -> Result<Option<Vec<StoredTotals>>> {
+        if self.version < TOTALS_VERSION {
+            return Ok(None);
+        }
+        let filter = if session_id.is_some() {
+            " WHERE session_id = ?1"
+        } else {
+            ""
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT session_id, calls FROM agentbus_sessions{filter}"
+            ))
+            .map_err(StoreError::sqlite("preparing the call-totals query"))?;
+        let map = |row: &rusqlite::Row<'_>| Ok((row.get(0)?, row.get(1)?));
+        let rows = match session_id {
+            Some(id) => stmt.query_map([id], map),
+            None => stmt.query_map([], map),
+        }
+        .map_err(StoreError::sqlite("reading call totals"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map(Some)
+            .map_err(StoreError::sqlite("reading call totals"))
     }
 
     fn last_seq(&mut self) -> Result<u64> {

@@ -12,6 +12,7 @@ use crate::open::{open_backend, open_backend_read_only};
 use crate::query::EventQuery;
 use crate::row::StoredEvent;
 use crate::summary::{self, CALL_TYPES, OUTPUT_TYPES, SessionCalls, SessionSummary, Stats};
+use crate::totals::{Gather, SessionTotals, TOTALS_TYPES};
 use crate::writer::{StoreWriter, WriterOptions};
 
 /// An opened event store (SQLite or PostgreSQL), for reading and for starting writers.
@@ -207,20 +208,79 @@ impl EventStore {
     }
 
     /// Every session, in order of its first event.
+    ///
+    /// Reads one row per session: the counts and call totals the store keeps up to date on
+    /// every append, never the sessions' events (a store opened read-only at a schema
+    /// version older than those totals is summed from its call events instead).
     pub fn sessions(&self) -> Result<Vec<SessionSummary>> {
         let counts = self.session_counts(None)?;
-        let calls = self.session_calls(None, &|_| None)?;
+        let totals = self.totals(None)?;
         Ok(counts
             .iter()
-            .map(|c| summary::summarize(c, calls.get(&c.session_id)))
+            .map(|c| summary::summarize(c, totals.get(&c.session_id)))
+            .collect())
+    }
+
+    /// Every session as [`sessions`](Self::sessions) lists it, with the call totals summed
+    /// from the stored call events instead of read from the session index. Slower (it
+    /// reads every call event); it gives the same summaries, which makes it the check
+    /// and the baseline of the stored totals.
+    pub fn sessions_from_events(&self) -> Result<Vec<SessionSummary>> {
+        let counts = self.session_counts(None)?;
+        let totals = self.totals_from_events(None)?;
+        Ok(counts
+            .iter()
+            .map(|c| summary::summarize(c, totals.get(&c.session_id)))
             .collect())
     }
 
     /// One session's summary.
     pub fn session(&self, session_id: &str) -> Result<SessionSummary> {
         let counts = self.session_counts(Some(session_id))?;
-        let calls = self.session_calls(Some(session_id), &|_| None)?;
-        Ok(summary::summarize(&counts[0], calls.get(session_id)))
+        let totals = self.totals(Some(session_id))?;
+        Ok(summary::summarize(&counts[0], totals.get(session_id)))
+    }
+
+    /// The call totals of every session (or of one): stored ones where the store keeps
+    /// them, rebuilt from the events where a stored one does not decode or the store is
+    /// older than the stored totals.
+    fn totals(&self, session_id: Option<&str>) -> Result<HashMap<String, SessionTotals>> {
+        let Some(stored) = self.with_backend(|b| b.session_totals(session_id))? else {
+            return self.totals_from_events(session_id);
+        };
+        let mut totals = HashMap::with_capacity(stored.len());
+        for (id, json) in stored {
+            let Some(json) = json else { continue };
+            let session = match SessionTotals::from_json(&id, &json) {
+                Some(session) => session,
+                None => self
+                    .totals_from_events(Some(&id))?
+                    .remove(&id)
+                    .unwrap_or_default(),
+            };
+            totals.insert(id, session);
+        }
+        Ok(totals)
+    }
+
+    /// The call totals of every session (or of one), summed from its call events.
+    fn totals_from_events(
+        &self,
+        session_id: Option<&str>,
+    ) -> Result<HashMap<String, SessionTotals>> {
+        let query = EventQuery {
+            session_id: session_id.map(str::to_owned),
+            ..EventQuery::default()
+        }
+        .with_types(TOTALS_TYPES.iter().copied());
+        let mut gather = Gather::default();
+        self.scan(&query, |event| {
+            if let Some(id) = event.row.session_id.as_deref() {
+                gather.push(id, &event.row.body);
+            }
+            Ok(())
+        })?;
+        Ok(gather.finish())
     }
 
     /// Per-model and per-tool statistics of one session, or of the whole store, with a

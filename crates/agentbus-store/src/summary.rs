@@ -38,6 +38,7 @@ use crate::backend::SessionCounts;
 use crate::error::Result;
 use crate::row::{StoredEvent, micros_to_datetime};
 use crate::status::SessionStatus;
+use crate::totals::{LayerTotals, SessionTotals};
 
 /// The event types a summary reads (LLM calls and tool calls).
 pub(crate) const CALL_TYPES: &[&str] = &[
@@ -315,31 +316,21 @@ fn sum_cost<'a>(calls: impl Iterator<Item = &'a LlmCall>) -> Option<f64> {
         .fold(None, |acc, c| Some(acc.unwrap_or(0.0) + c))
 }
 
-pub(crate) fn summarize(counts: &SessionCounts, calls: Option<&SessionCalls>) -> SessionSummary {
-    let calls = calls.map(SessionCalls::llm_calls).unwrap_or_default();
-    let mut models: Vec<String> = Vec::new();
-    for model in calls.iter().filter_map(|c| c.model.as_ref()) {
-        if !models.contains(model) {
-            models.push(model.clone());
-        }
-    }
-    let input_tokens = calls
-        .iter()
-        .fold(0u64, |sum, c| sum.saturating_add(c.input_tokens));
-    let output_tokens = calls
-        .iter()
-        .fold(0u64, |sum, c| sum.saturating_add(c.output_tokens));
+/// One session's summary from its counts and its call totals (`None`: no calls).
+pub(crate) fn summarize(counts: &SessionCounts, totals: Option<&SessionTotals>) -> SessionSummary {
+    let empty = LayerTotals::default();
+    let calls = totals.map_or(&empty, SessionTotals::calls);
     SessionSummary {
         session_id: counts.session_id.clone(),
         first_event: micros_to_datetime(counts.first_us),
         last_event: micros_to_datetime(counts.last_us),
         events: counts.events,
-        models,
-        llm_calls: calls.len() as u64,
-        input_tokens,
-        output_tokens,
-        total_tokens: input_tokens.saturating_add(output_tokens),
-        cost_usd: sum_cost(calls.iter()),
+        models: calls.models.clone(),
+        llm_calls: calls.calls,
+        input_tokens: calls.input_tokens,
+        output_tokens: calls.output_tokens,
+        total_tokens: calls.input_tokens.saturating_add(calls.output_tokens),
+        cost_usd: calls.cost_usd,
         status: counts.status.clone(),
         last_seq: counts.last_seq,
     }
