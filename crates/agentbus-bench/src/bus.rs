@@ -28,11 +28,10 @@
 //!   stalled handler, divided by their number. It includes the event itself (one `Arc`,
 //!   `event_bytes`); `queue_bytes_per_pending` is the rest (queue slots).
 
-use std::alloc::{GlobalAlloc, Layout};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
 use agentbus::{EventManager, SubscribeOptions};
@@ -70,10 +69,14 @@ pub struct Args {
     /// The Python interpreter for the Vision Agents benchmark (e.g. a venv's python).
     #[arg(long, default_value = "python3")]
     pub python: PathBuf,
-    /// The Vision Agents benchmark script.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/vision_agents_bus.py"))]
-    pub script: PathBuf,
+    /// The Vision Agents benchmark script (default: the copy of
+    /// `bench/vision_agents_bus.py` built into this binary).
+    #[arg(long)]
+    pub script: Option<PathBuf>,
 }
+
+/// `bench/vision_agents_bus.py`, built in so the binary runs it from anywhere.
+const VISION_AGENTS_SCRIPT: &str = include_str!("../../../bench/vision_agents_bus.py");
 
 define_event! {
     /// The benchmark's event: the base fields and a counter.
@@ -94,53 +97,7 @@ const PACED_SPIN: Duration = Duration::from_micros(60);
 /// interval (100 µs), so the consumer never parks and no delivery waits for a wake-up.
 const LATENCY_SPIN: Duration = Duration::from_micros(200);
 
-// ---- counting allocator ------------------------------------------------------------------
-
-/// The binary's allocator: mimalloc, counting live bytes while `COUNTING` is set.
-///
-/// mimalloc rather than glibc malloc because every event is allocated on the sending
-/// thread and freed on a consumer thread, which glibc handles poorly (measured here:
-/// +40% calls/s at N=1 for agentbus and for the mpsc baseline alike; both run on it).
-struct CountingAllocator;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every method forwards to `System` unchanged; the counters are side effects.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's layout.
-        let p = unsafe { mimalloc::MiMalloc.alloc(layout) };
-        if COUNTING.load(Relaxed) && !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if COUNTING.load(Relaxed) {
-            LIVE.fetch_sub(layout.size() as isize, Relaxed);
-        }
-        // SAFETY: forwarded with the caller's pointer and layout.
-        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded with the caller's arguments.
-        let p = unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) };
-        if COUNTING.load(Relaxed) && !p.is_null() {
-            LIVE.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-fn live_bytes() -> isize {
-    LIVE.load(SeqCst)
-}
+use crate::alloc::{COUNTING, live_bytes};
 
 // ---- figures -----------------------------------------------------------------------------
 
@@ -706,8 +663,12 @@ fn vision_agents(args: &Args) -> Value {
             return json!({"available": false, "reason": format!("{}: {e}", args.python.display())});
         }
     }
-    let out = Command::new(&args.python)
-        .arg(&args.script)
+    let mut command = Command::new(&args.python);
+    match &args.script {
+        Some(script) => command.arg(script),
+        None => command.args(["-c", VISION_AGENTS_SCRIPT]),
+    };
+    let out = command
         .args(["--events", &args.events.min(100_000).to_string()])
         .args(["--paced-events", &args.paced_events.to_string()])
         .args(["--pending", &args.pending.min(20_000).to_string()])
@@ -726,7 +687,7 @@ fn vision_agents(args: &Args) -> Value {
         Ok(out) => {
             json!({"available": false, "reason": String::from_utf8_lossy(&out.stderr).trim().to_owned()})
         }
-        Err(e) => json!({"available": false, "reason": format!("{}: {e}", args.script.display())}),
+        Err(e) => json!({"available": false, "reason": format!("{}: {e}", args.python.display())}),
     }
 }
 

@@ -57,6 +57,23 @@ pub struct Args {
     pub worker: bool,
 }
 
+/// Refuses to measure a model that is not pulled and converted yet: preparing it is
+/// `agentbus model pull`'s job (with its progress and checks), not a benchmark's.
+fn ensure_ready(dir: &ModelDir) -> anyhow::Result<()> {
+    use agentbus_local::convert::{Q8Status, q8_status};
+    use agentbus_local::pull::{ModelStatus, status};
+    let spec = DEFAULT_MODEL;
+    let ready =
+        status(dir, spec)? == ModelStatus::Ready && q8_status(dir, spec)? == Q8Status::Ready;
+    anyhow::ensure!(
+        ready,
+        "the local model {} is not ready in {}: run `agentbus model pull` first",
+        spec.name,
+        dir.path().display()
+    );
+    Ok(())
+}
+
 /// Runs `agentbus bench local`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.reps == 0 || args.tokens < 2 {
@@ -69,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // Pull and convert outside the measured processes.
-    crate::cmd::model::ensure_ready(&dir)?;
+    ensure_ready(&dir)?;
 
     let candle = run_worker(&args)?;
     let prompt: Vec<u32> =
@@ -95,7 +112,7 @@ fn threads(result: &Value) -> u64 {
 fn run_worker(args: &Args) -> anyhow::Result<Value> {
     let exe = std::env::current_exe().context("finding the agentbus binary")?;
     let output = Command::new(exe)
-        .args(["bench", "local", "--worker", "--reps"])
+        .args(["local", "--worker", "--reps"])
         .arg(args.reps.to_string())
         .arg("--tokens")
         .arg(args.tokens.to_string())

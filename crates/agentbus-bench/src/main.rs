@@ -1,23 +1,40 @@
-//! `agentbus bench`: each benchmark measures agentbus and its baseline in the same run.
+//! `agentbus-bench`: each benchmark measures agentbus and its baseline in the same run.
+//! `agentbus bench …` runs this binary when it is installed beside `agentbus`.
 //!
-//! One module per benchmark; add a variant to [`Bench`] and an arm to [`run`].
+//! A crate of its own (not published) so that the product's crates carry no benchmark
+//! code, baselines or peers. One module per benchmark; add a variant to [`Bench`] and an
+//! arm to [`main`].
 
 use std::process::ExitCode;
 
-pub mod agent;
-pub mod bus;
-pub mod local;
-pub mod sse;
-pub mod store;
-pub mod telemetry;
+use clap::Parser;
 
-/// Arguments of `agentbus bench`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:
-  agentbus bench bus
-  agentbus bench local
-  agentbus bench sse --json
-  agentbus bench agent --no-python")]
+mod agent;
+mod alloc;
+mod baseline;
+mod bus;
+mod local;
+mod sse;
+mod store;
+mod telemetry;
+
+/// mimalloc, as in the product binary, with a switchable byte counter for `bench bus`.
+#[global_allocator]
+static ALLOCATOR: alloc::CountingAllocator = alloc::CountingAllocator;
+
+/// agentbus-bench — agentbus against same-run baselines.
+#[derive(Debug, Parser)]
+#[command(
+    name = "agentbus-bench",
+    version,
+    arg_required_else_help = true,
+    after_help = "Examples:
+  agentbus-bench bus
+  agentbus-bench local
+  agentbus-bench sse --json
+  agentbus-bench agent --no-python
+  agentbus bench store        (the same, through the agentbus binary)"
+)]
 pub struct Args {
     /// Which benchmark to run.
     #[command(subcommand)]
@@ -45,14 +62,24 @@ pub enum Bench {
     Telemetry(telemetry::Args),
 }
 
-/// Runs `agentbus bench`.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    match args.bench {
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let args = Args::parse();
+    let result = match args.bench {
         Bench::Agent(args) => agent::run(args),
         Bench::Bus(args) => bus::run(args),
         Bench::Local(args) => local::run(args),
         Bench::Sse(args) => sse::run(args),
         Bench::Store(args) => store::run(args),
         Bench::Telemetry(args) => telemetry::run(args),
-    }
+    };
+    result.unwrap_or_else(|error| {
+        eprintln!("error: {error:#}");
+        ExitCode::FAILURE
+    })
 }

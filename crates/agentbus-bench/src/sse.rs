@@ -36,9 +36,9 @@ const TARGET_RATIO: f64 = 0.5;
 const PIECE: usize = 4096;
 
 const OPENAI_RECORDING: &[u8] =
-    include_bytes!("../../../agentbus-llm/tests/fixtures/mistralrs__reasoning_text.sse");
+    include_bytes!("../../agentbus-llm/tests/fixtures/mistralrs__reasoning_text.sse");
 const ANTHROPIC_RECORDING: &[u8] =
-    include_bytes!("../../../agentbus-llm/tests/fixtures/anthropic__thinking.sse");
+    include_bytes!("../../agentbus-llm/tests/fixtures/anthropic__thinking.sse");
 
 /// A recording's events (blank-line separated) with the run of events matching
 /// `is_delta` repeated until the stream has about `target` events.

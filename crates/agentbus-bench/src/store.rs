@@ -10,6 +10,12 @@
 //! - **read**: the session read back in store order and decoded into typed events (what a
 //!   replay does before publishing); beside it the raw row scan without decoding.
 //!
+//! - **sessions**: listing every session of a store of `--listing-events` events in
+//!   `--listing-sessions` sessions (SQLite; each session a few streamed LLM requests with
+//!   their start and finish events), from the per-session totals the store keeps on append;
+//!   beside it the same listing summed from the stored call events (the baseline: what a
+//!   store without those totals has to do).
+//!
 //! SQLite runs in a temporary directory; PostgreSQL (`--postgres URL`, default the local
 //! test server) in a fresh schema that is dropped afterwards, and is skipped with a note
 //! when the server cannot be reached. Each figure is the median of `--reps` runs.
@@ -17,16 +23,20 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use agentbus_events::llm::LLMRequestStartedEvent;
 use agentbus_events::stream::{StreamFinishEvent, StreamTextDeltaEvent};
 use agentbus_events::{DynEvent, EventMeta, Registry};
-use agentbus_store::{
-    EventQuery, EventRow, EventStore, RowEncoder, StoreLocation, WriterOptions, baseline,
-};
+use agentbus_store::{EventQuery, EventRow, EventStore, RowEncoder, StoreLocation, WriterOptions};
 use anyhow::Context;
 use serde_json::json;
 
+use crate::baseline;
+
 /// Arguments of `agentbus bench store`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  agentbus bench store
+  agentbus bench store --no-postgres --listing-events 0 --json")]
 pub struct Args {
     /// Events per run.
     #[arg(long, default_value_t = 200_000)]
@@ -40,6 +50,12 @@ pub struct Args {
     /// Skip PostgreSQL.
     #[arg(long)]
     pub no_postgres: bool,
+    /// Events in the store whose sessions are listed (0 skips the listing case).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub listing_events: usize,
+    /// Sessions those events are spread over.
+    #[arg(long, default_value_t = 2_000)]
+    pub listing_sessions: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -117,7 +133,7 @@ fn scratch_postgres(url: &str) -> Scratch {
 }
 
 fn drop_schema(url: &str, schema: &str) {
-    if let Err(error) = agentbus_store::drop_postgres_schema(url, schema) {
+    if let Err(error) = baseline::drop_postgres_schema(url, schema) {
         tracing::warn!(%error, schema, "could not drop the benchmark schema");
     }
 }
@@ -200,6 +216,95 @@ fn measure(
     })
 }
 
+/// Events of the listing case: `sessions` sessions, one after the other, each made of
+/// requests of 100 events (a start, 98 text deltas, a finish with usage and cost).
+fn listing_rows(events: usize, sessions: usize) -> anyhow::Result<Vec<EventRow>> {
+    let per_session = events.div_ceil(sessions.max(1)).max(1);
+    let encoder = RowEncoder::default();
+    eprintln!("sessions listing: encoding {events} events");
+    (0..events)
+        .map(|i| {
+            let session = format!("session-{:06}", i / per_session);
+            let mut meta = EventMeta::for_session(&session);
+            meta.seq = agentbus_events::Seq::new(i as u64 + 1);
+            let request_id = format!("req-{}", i / 100);
+            let event: Box<dyn DynEvent> = match i % 100 {
+                0 => Box::new(LLMRequestStartedEvent {
+                    meta,
+                    request_id,
+                    model: Some("gpt-4o-mini".into()),
+                    ..Default::default()
+                }),
+                99 => Box::new(StreamFinishEvent {
+                    meta,
+                    request_id,
+                    stop_reason: "stop".into(),
+                    input_tokens: 1_200,
+                    output_tokens: 98,
+                    cost_usd: Some(0.0021),
+                    model: "gpt-4o-mini".into(),
+                    ..Default::default()
+                }),
+                _ => Box::new(StreamTextDeltaEvent {
+                    meta,
+                    request_id,
+                    content: "token ".into(),
+                    snapshot_len: 6,
+                }),
+            };
+            encoder.encode(event.as_ref())
+        })
+        .collect::<Result<_, _>>()
+        .context("encoding the listing events")
+}
+
+struct Listing {
+    stored_ms: f64,
+    summed_ms: f64,
+    sessions: usize,
+}
+
+/// The listing case: a SQLite store filled through the append path, then listed.
+fn listing(args: &Args, reps: usize) -> anyhow::Result<Listing> {
+    let rows = listing_rows(args.listing_events, args.listing_sessions)?;
+    let scratch = scratch_sqlite()?;
+    let store = EventStore::open_location(scratch.location.clone())?;
+    for (i, batch) in rows.chunks(100_000).enumerate() {
+        eprint!(
+            "\rsessions listing: appending, {} of {} events",
+            i * 100_000,
+            rows.len()
+        );
+        for part in batch.chunks(10_000) {
+            store.append_rows(part)?;
+        }
+    }
+    eprintln!();
+    drop(store);
+    let store = EventStore::open_location_read_only(scratch.location.clone())?;
+    let (mut stored, mut summed) = (vec![], vec![]);
+    let mut listed = 0;
+    for rep in 0..reps {
+        eprintln!("sessions listing: run {} of {reps}", rep + 1);
+        let start = Instant::now();
+        let sessions = store.sessions()?;
+        stored.push(start.elapsed().as_secs_f64() * 1e3);
+        let start = Instant::now();
+        let baseline = store.sessions_from_events()?;
+        summed.push(start.elapsed().as_secs_f64() * 1e3);
+        anyhow::ensure!(
+            sessions == baseline,
+            "stored and summed session totals differ"
+        );
+        listed = sessions.len();
+    }
+    Ok(Listing {
+        stored_ms: median(stored),
+        summed_ms: median(summed),
+        sessions: listed,
+    })
+}
+
 /// Runs `agentbus bench store`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let events = events(args.events);
@@ -221,8 +326,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Err(error) => results.push(("postgres", None, Some(format!("{error:#}")))),
         }
     }
+    let listing = if args.listing_events > 0 {
+        Some(listing(&args, reps)?)
+    } else {
+        None
+    };
     if args.json {
-        let out: Vec<_> = results
+        let mut out: Vec<_> = results
             .iter()
             .map(|(backend, figures, skipped)| match figures {
                 Some(f) => json!({
@@ -238,6 +348,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 None => json!({"backend": backend, "skipped": skipped}),
             })
             .collect();
+        if let Some(l) = &listing {
+            out.push(json!({
+                "case": "sessions",
+                "events": args.listing_events,
+                "sessions": l.sessions,
+                "stored_totals_ms": l.stored_ms,
+                "baseline_summed_from_events_ms": l.summed_ms,
+                "speedup": l.summed_ms / l.stored_ms,
+            }));
+        }
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -268,5 +388,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
          rows pre-encoded, one plain multi-row INSERT per 1,000; replay read: rows decoded into \
          typed events. Targets (SQLite): append >= 200,000/s, read >= 500,000/s."
     );
+    if let Some(l) = &listing {
+        println!(
+            "sessions (SQLite, {} events, {} sessions): {:.1} ms from the stored totals; \
+             baseline summed from the call events {:.1} ms ({:.0}x)",
+            args.listing_events,
+            l.sessions,
+            l.stored_ms,
+            l.summed_ms,
+            l.summed_ms / l.stored_ms
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -37,6 +37,9 @@ use tokio::runtime::Runtime;
 
 /// Arguments of `agentbus bench telemetry`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  agentbus bench telemetry
+  agentbus bench telemetry --events 200000 --json")]
 pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]

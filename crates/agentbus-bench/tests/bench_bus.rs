@@ -1,12 +1,11 @@
-//! `agentbus bench bus` runs with tiny sizes and prints the JSON it promises.
+//! `agentbus-bench bus` runs with tiny sizes and prints the JSON it promises.
 
 use std::process::Command;
 
 #[test]
 fn bench_bus_json_has_every_figure_for_us_and_the_baseline() {
-    let out = Command::new(env!("CARGO_BIN_EXE_agentbus"))
+    let out = Command::new(env!("CARGO_BIN_EXE_agentbus-bench"))
         .args([
-            "bench",
             "bus",
             "--json",
             "--events",
@@ -60,9 +59,8 @@ fn bench_bus_json_has_every_figure_for_us_and_the_baseline() {
 
 #[test]
 fn bench_bus_prints_a_table_by_default() {
-    let out = Command::new(env!("CARGO_BIN_EXE_agentbus"))
+    let out = Command::new(env!("CARGO_BIN_EXE_agentbus-bench"))
         .args([
-            "bench",
             "bus",
             "--events",
             "1000",
@@ -89,5 +87,31 @@ fn bench_bus_prints_a_table_by_default() {
         "tokio mpsc",
     ] {
         assert!(text.contains(row), "missing {row}:\n{text}");
+    }
+}
+
+#[test]
+fn no_default_names_the_directory_the_binary_was_built_in() {
+    for bench in ["bus", "agent", "store", "sse", "local", "telemetry"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_agentbus-bench"))
+            .args([bench, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{bench} --help");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("Examples:"),
+            "{bench} --help has examples:\n{help}"
+        );
+        let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .and_then(|p| p.parent())
+            .unwrap()
+            .display()
+            .to_string();
+        assert!(
+            !help.contains(&workspace),
+            "bench {bench} --help names the build directory {workspace}:\n{help}"
+        );
     }
 }

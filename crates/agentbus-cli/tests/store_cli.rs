@@ -250,31 +250,6 @@ fn bad_stores_and_sessions_are_clear_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid speed"));
 }
 
-#[test]
-fn bench_store_runs_and_prints_the_baseline() {
-    let out = stdout(&agentbus(&[
-        "bench",
-        "store",
-        "--events",
-        "2000",
-        "--reps",
-        "1",
-        "--no-postgres",
-        "--json",
-    ]));
-    let json: Value = serde_json::from_str(&out).unwrap();
-    let sqlite = &json[0];
-    assert_eq!(sqlite["backend"], "sqlite");
-    for key in [
-        "append_events_per_s",
-        "baseline_plain_insert_rows_per_s",
-        "read_decode_events_per_s",
-        "read_rows_per_s",
-    ] {
-        assert!(sqlite[key].as_f64().unwrap() > 0.0, "{key}: {sqlite}");
-    }
-}
-
 // ---- `agentbus run` → store → `agentbus replay` ------------------------------------------
 // The fake OpenAI-compatible server below is the one of `run_cli.rs`, reduced to what the
 // calculator conversation needs.

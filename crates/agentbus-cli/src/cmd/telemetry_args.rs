@@ -13,6 +13,11 @@ pub struct TelemetryArgs {
     /// Serve Prometheus metrics at http://HOST:PORT/metrics while the command runs.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr, env = "AGENTBUS_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// With --metrics-addr: after the run, keep serving /metrics until it has been scraped
+    /// once more, for at most this long (e.g. 15s, 2m; 0 exits at once), so that a scraper
+    /// sees the run's last calls.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_linger, env = "AGENTBUS_METRICS_LINGER")]
+    pub metrics_linger: std::time::Duration,
     /// Export metrics and spans over OTLP/HTTP (protobuf) to this base URL, e.g.
     /// http://localhost:4318 (`/v1/metrics` and `/v1/traces` are appended).
     #[arg(long, value_name = "URL", env = "AGENTBUS_OTLP_ENDPOINT")]
@@ -20,6 +25,22 @@ pub struct TelemetryArgs {
     /// Print the end-of-run metrics summary as JSON.
     #[arg(long)]
     pub metrics_json: bool,
+}
+
+/// A linger: a duration as the timeouts take it, or zero (no linger).
+fn parse_linger(text: &str) -> Result<std::time::Duration, String> {
+    let zero = text
+        .trim()
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if zero.parse::<f64>().is_ok_and(|v| v == 0.0) {
+        return Ok(std::time::Duration::ZERO);
+    }
+    super::provider::parse_duration(text)
+}
+
+/// A duration as the flags take it (`15s`, `1.5s`).
+fn humanize(d: std::time::Duration) -> String {
+    format!("{}s", d.as_secs_f64())
 }
 
 /// `HOST:PORT`, with the host resolved (`localhost:9464` works).
@@ -71,6 +92,16 @@ impl TelemetryArgs {
     /// Flushes the exporters and prints the summary to stderr (text, or JSON with
     /// `--metrics-json`); returns it.
     pub async fn finish(&self, telemetry: Telemetry) -> anyhow::Result<MetricsSummary> {
+        if let Some(addr) = telemetry.metrics_addr()
+            && !self.metrics_linger.is_zero()
+        {
+            eprintln!(
+                "metrics: run finished; serving http://{addr}/metrics until its next scrape, \
+                 at most {} (--metrics-linger)",
+                humanize(self.metrics_linger)
+            );
+            telemetry.linger(self.metrics_linger).await;
+        }
         let summary = telemetry.shutdown().await.context("stopping telemetry")?;
         if self.metrics_json {
             eprintln!("{}", serde_json::to_string(&summary)?);
@@ -116,5 +147,26 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "--metrics-addr", "nonsense"]).is_err());
         let resolved = Cli::try_parse_from(["x", "--metrics-addr", "localhost:0"]).unwrap();
         assert!(resolved.telemetry.metrics_addr.unwrap().ip().is_loopback());
+    }
+
+    #[test]
+    fn the_linger_defaults_to_15_seconds_and_may_be_zero() {
+        let linger = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("x").chain(args.iter().copied()))
+                .map(|cli| cli.telemetry.metrics_linger)
+        };
+        assert_eq!(linger(&[]).unwrap(), std::time::Duration::from_secs(15));
+        for zero in ["0", "0s", "0ms"] {
+            assert_eq!(
+                linger(&["--metrics-linger", zero]).unwrap(),
+                std::time::Duration::ZERO
+            );
+        }
+        assert_eq!(
+            linger(&["--metrics-linger", "2m"]).unwrap(),
+            std::time::Duration::from_secs(120)
+        );
+        assert!(linger(&["--metrics-linger", "soon"]).is_err());
+        assert!(linger(&["--metrics-linger", "-1s"]).is_err());
     }
 }
