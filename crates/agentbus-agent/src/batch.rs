@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -21,10 +20,12 @@ use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::agent::AgentInner;
-use crate::emitter::{Emission, ToolEventEmitter};
-use crate::run_loop::{Emitter, Stop, StopTokens, elapsed_ms};
+use crate::context::RunContext;
+use crate::elapsed_ms;
+use crate::emitter::Emitter;
+use crate::stop::{Stop, StopTokens};
 use crate::tool::{Tool, ToolContext, ToolError, ToolResult, result_text};
+use crate::tool_emitter::{Emission, ToolEventEmitter};
 
 /// A tool result as it goes back into the conversation.
 pub(crate) struct ToolMessage {
@@ -154,83 +155,111 @@ struct CallRecord {
     message: Option<ToolMessage>,
 }
 
+/// One batch in progress: every call's record, the calls not started yet, the running
+/// ones.
+struct Batch {
+    iteration: u32,
+    started: Instant,
+    records: Vec<CallRecord>,
+    pending: VecDeque<usize>,
+    running: SelectAll<RunningCall>,
+    limit: usize,
+}
+
 /// Runs the batch, emitting its events; returns the results in the model's order.
-pub(crate) async fn run_batch(
-    inner: &AgentInner,
-    out: &mut Emitter,
-    calls: Vec<ToolCallInfo>,
-    stops: &StopTokens,
-    fork_counter: &Arc<AtomicU64>,
-) -> BatchOutcome {
-    let iteration = out.iteration;
-    let batch_started = Instant::now();
-    out.emit(ToolCallsBatchStartEvent {
-        meta: EventMeta::new(),
-        origin: EventOrigin::default(),
-        iteration,
-        tool_calls: calls.clone(),
-    })
-    .await;
-
-    let mut records: Vec<CallRecord> = calls
-        .into_iter()
-        .map(|call| CallRecord {
-            call,
-            started: None,
-            result: None,
-            message: None,
-        })
-        .collect();
-    let mut pending: VecDeque<usize> = (0..records.len()).collect();
-    let mut running: SelectAll<RunningCall> = SelectAll::new();
-    let limit = inner.config.tool_concurrency.max(1);
-
+pub(crate) async fn run_batch(ctx: &mut RunContext, calls: Vec<ToolCallInfo>) -> BatchOutcome {
+    let mut batch = Batch::open(ctx, calls).await;
     let stop = loop {
-        while running.len() < limit {
-            let Some(position) = pending.pop_front() else {
+        batch.start_ready(ctx).await;
+        if batch.running.is_empty() {
+            if batch.pending.is_empty() {
+                break None;
+            }
+            continue;
+        }
+        match batch.next_progress(&ctx.stops).await {
+            Err(stop) => break Some(stop),
+            Ok(None) => {}
+            Ok(Some((position, progress))) => batch.take(&mut ctx.out, position, progress).await,
+        }
+    };
+    if let Some(stop) = stop {
+        batch.stop(&mut ctx.out).await;
+        batch.close(&mut ctx.out).await;
+        return BatchOutcome::Stopped(stop);
+    }
+    batch.close(&mut ctx.out).await;
+    BatchOutcome::Done(batch.into_messages())
+}
+
+impl Batch {
+    /// Emits `ToolCallsBatchStartEvent`; every call is pending.
+    async fn open(ctx: &mut RunContext, calls: Vec<ToolCallInfo>) -> Self {
+        let iteration = ctx.out.iteration;
+        let started = Instant::now();
+        ctx.out
+            .emit(ToolCallsBatchStartEvent {
+                meta: EventMeta::new(),
+                origin: EventOrigin::default(),
+                iteration,
+                tool_calls: calls.clone(),
+            })
+            .await;
+        let records: Vec<CallRecord> = calls
+            .into_iter()
+            .map(|call| CallRecord {
+                call,
+                started: None,
+                result: None,
+                message: None,
+            })
+            .collect();
+        Self {
+            iteration,
+            started,
+            pending: (0..records.len()).collect(),
+            records,
+            running: SelectAll::new(),
+            limit: ctx.inner.config.tool_concurrency.max(1),
+        }
+    }
+
+    /// Starts pending calls while fewer than the concurrency limit run.
+    async fn start_ready(&mut self, ctx: &mut RunContext) {
+        while self.running.len() < self.limit {
+            let Some(position) = self.pending.pop_front() else {
                 break;
             };
-            match start_call(
-                inner,
-                out,
-                &mut records[position],
-                position,
-                stops,
-                fork_counter,
-            )
-            .await
-            {
-                Some(call) => running.push(call),
-                None => {
-                    // Refused before running (unknown tool): already finished.
-                }
+            // `None`: refused before running (unknown tool), already finished.
+            if let Some(call) = start_call(ctx, &mut self.records[position], position).await {
+                self.running.push(call);
             }
         }
-        if running.is_empty() && pending.is_empty() {
-            break None;
-        }
-        if running.is_empty() {
-            continue;
-        }
-        let next = match running.next().now_or_never() {
-            Some(next) => {
-                if let Some(stop) = stops.check() {
-                    break Some(stop);
-                }
-                next
-            }
+    }
+
+    /// The next emission or result of a running call; `Err` when the run must stop first.
+    async fn next_progress(
+        &mut self,
+        stops: &StopTokens,
+    ) -> Result<Option<(usize, Progress)>, Stop> {
+        match self.running.next().now_or_never() {
+            Some(next) => match stops.check() {
+                Some(stop) => Err(stop),
+                None => Ok(next),
+            },
             None => tokio::select! {
                 biased;
-                stop = stops.stopped() => break Some(stop),
-                next = running.next() => next,
+                stop = stops.stopped() => Err(stop),
+                next = self.running.next() => Ok(next),
             },
-        };
-        let Some((position, progress)) = next else {
-            continue;
-        };
+        }
+    }
+
+    /// A running call's custom event, forwarded sub-agent event, or result.
+    async fn take(&mut self, out: &mut Emitter, position: usize, progress: Progress) {
+        let record = &mut self.records[position];
         match progress {
             Progress::Emission(Emission::Custom { event_name, data }) => {
-                let record = &records[position];
                 let event = CustomEvent {
                     meta: EventMeta::new(),
                     origin: EventOrigin::default(),
@@ -239,88 +268,95 @@ pub(crate) async fn run_batch(
                     tool_call_id: Some(record.call.id.clone()),
                     tool_name: Some(record.call.name.clone()),
                 };
-                let (name, id) = (record.call.name.clone(), record.call.id.clone());
-                out.emit_with_tool(ReactEvent::Custom(event), &name, &id)
-                    .await;
+                out.emit_with_tool(
+                    ReactEvent::Custom(event),
+                    &record.call.name,
+                    &record.call.id,
+                )
+                .await;
             }
             Progress::Emission(Emission::Forward(event)) => out.forward(*event).await,
             Progress::Done(mut result) => {
                 if let Err(ToolError::Panicked { tool, .. }) = &mut result
                     && tool.is_empty()
                 {
-                    tool.clone_from(&records[position].call.name);
+                    tool.clone_from(&record.call.name);
                 }
-                finish_call(out, &mut records[position], result).await;
-            }
-        }
-    };
-
-    if let Some(stop) = stop {
-        // Stop the tools now, then close every call that had started.
-        drop(running);
-        let error = match stop {
-            Stop::Cancelled => ToolError::Cancelled,
-            Stop::Interrupted => ToolError::Cancelled,
-        };
-        for record in records.iter_mut() {
-            if record.started.is_some() && record.result.is_none() {
-                finish_call(out, record, Err(error.clone())).await;
+                finish_call(out, record, result).await;
             }
         }
     }
 
-    let results: Vec<ToolCallResult> = records
-        .iter()
-        .map(|record| {
-            record.result.clone().unwrap_or_else(|| ToolCallResult {
-                tool_call_id: record.call.id.clone(),
-                tool_name: record.call.name.clone(),
-                success: false,
-                result: serde_json::Value::Null,
-                error: Some(ToolError::Cancelled.to_error_info()),
-                execution_time_ms: 0.0,
-            })
-        })
-        .collect();
-    let success_count = results.iter().filter(|r| r.success).count() as u32;
-    let error_count = results.len() as u32 - success_count;
-    out.emit(ToolCallsBatchEndEvent {
-        meta: EventMeta::new(),
-        origin: EventOrigin::default(),
-        iteration,
-        results,
-        success_count,
-        error_count,
-        execution_time_ms: elapsed_ms(batch_started),
-    })
-    .await;
+    /// The run stopped: aborts the running tools, then closes every call that had
+    /// started as cancelled.
+    async fn stop(&mut self, out: &mut Emitter) {
+        self.running = SelectAll::new();
+        for record in self.records.iter_mut() {
+            if record.started.is_some() && record.result.is_none() {
+                finish_call(out, record, Err(ToolError::Cancelled)).await;
+            }
+        }
+    }
 
-    match stop {
-        Some(stop) => BatchOutcome::Stopped(stop),
-        None => BatchOutcome::Done(
-            records
-                .into_iter()
-                .map(|record| {
-                    record.message.unwrap_or_else(|| ToolMessage {
-                        tool_call_id: record.call.id,
-                        content: "error: the tool call did not run".into(),
-                        is_error: true,
-                    })
+    /// `ToolCallsBatchEndEvent` with every call's result (a call that never ran counts
+    /// as cancelled).
+    async fn close(&self, out: &mut Emitter) {
+        let results: Vec<ToolCallResult> = self
+            .records
+            .iter()
+            .map(|record| {
+                record.result.clone().unwrap_or_else(|| ToolCallResult {
+                    tool_call_id: record.call.id.clone(),
+                    tool_name: record.call.name.clone(),
+                    success: false,
+                    result: serde_json::Value::Null,
+                    error: Some(ToolError::Cancelled.to_error_info()),
+                    execution_time_ms: 0.0,
                 })
-                .collect(),
-        ),
+            })
+            .collect();
+        let success_count = results.iter().filter(|r| r.success).count() as u32;
+        let error_count = results.len() as u32 - success_count;
+        out.emit(ToolCallsBatchEndEvent {
+            meta: EventMeta::new(),
+            origin: EventOrigin::default(),
+            iteration: self.iteration,
+            results,
+            success_count,
+            error_count,
+            execution_time_ms: elapsed_ms(self.started),
+        })
+        .await;
+    }
+
+    /// The tool messages for the conversation, in the model's order.
+    fn into_messages(self) -> Vec<ToolMessage> {
+        self.records
+            .into_iter()
+            .map(|record| {
+                record.message.unwrap_or_else(|| ToolMessage {
+                    tool_call_id: record.call.id,
+                    content: "error: the tool call did not run".into(),
+                    is_error: true,
+                })
+            })
+            .collect()
     }
 }
 
 /// Emits the call's start and spawns it; an unknown tool finishes at once (`None`).
 async fn start_call(
-    inner: &AgentInner,
-    out: &mut Emitter,
+    ctx: &mut RunContext,
     record: &mut CallRecord,
     position: usize,
-    stops: &StopTokens,
-    fork_counter: &Arc<AtomicU64>,
 ) -> Option<RunningCall> {
+    let RunContext {
+        inner,
+        out,
+        stops,
+        fork_counter,
+        ..
+    } = ctx;
     let iteration = out.iteration;
     record.started = Some(Instant::now());
     out.emit(ToolCallStartEvent {

@@ -1,82 +1,107 @@
-//! [`ToolEventEmitter`]: how a running tool puts live events into its agent's stream
-//! (SimpleLLMFunc's `ToolEventEmitter`).
+//! [`Emitter`]: the way out of one run. Every event of the run leaves through it,
+//! stamped with the run's origin, the next `event_seq` and the session, handed to the
+//! bus (when the agent has a publisher) and yielded to the run's stream.
 
-use agentbus_events::react::EventYield;
-use tokio::sync::mpsc;
+use agentbus_events::react::{EventOrigin, EventYield, ReactEvent, ReactOutput, ResponseYield};
+use agentbus_events::{DynEvent, EventMeta};
+use agentbus_llm::Message;
 
-/// How many emissions of one tool call may wait for the loop before `emit` waits.
-pub(crate) const EMISSION_CAPACITY: usize = 64;
+use crate::generator::Yielder;
+use crate::inner::AgentOutput;
+use crate::publish::Publisher;
 
-/// What a tool sends to the loop while it runs.
-#[derive(Debug)]
-pub(crate) enum Emission {
-    /// A [`CustomEvent`](agentbus_events::react::CustomEvent) to stamp with the calling
-    /// agent call's origin.
-    Custom {
-        event_name: String,
-        data: serde_json::Value,
-    },
-    /// An event of a sub-agent, forwarded with its own origin.
-    Forward(Box<EventYield>),
+/// The identity of one run and its way out to the stream and the bus.
+pub(crate) struct Emitter {
+    yielder: Yielder<AgentOutput>,
+    /// The origin every event of the run carries (its `event_seq` is set per event).
+    pub(crate) origin: EventOrigin,
+    next_seq: u64,
+    pub(crate) publisher: Option<Publisher>,
+    pub(crate) session_id: String,
+    /// The plugin name of the Vision Agents tool events (the model's provider).
+    pub(crate) plugin_name: String,
+    /// The iteration in progress (1-based; 0 before the first).
+    pub(crate) iteration: u32,
 }
 
-/// The run this emitter belonged to has ended; the event was not delivered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("the agent run this tool belongs to has ended; event not delivered")]
-pub struct EmitError;
-
-/// Emits events from inside a running tool into the calling agent's stream, live and in
-/// the order they are emitted; they arrive before the tool's `ToolCallEndEvent`.
-///
-/// The channel to the loop is bounded: when the consumer of the stream is slower than
-/// the tool, [`emit`](Self::emit) waits for room (backpressure), so a chatty tool cannot
-/// grow memory without bound.
-#[derive(Clone, Debug)]
-pub struct ToolEventEmitter {
-    sender: Option<mpsc::Sender<Emission>>,
-}
-
-impl ToolEventEmitter {
-    pub(crate) fn channel() -> (Self, mpsc::Receiver<Emission>) {
-        let (sender, receiver) = mpsc::channel(EMISSION_CAPACITY);
-        (
-            Self {
-                sender: Some(sender),
-            },
-            receiver,
-        )
-    }
-
-    /// An emitter connected to nothing, for calling a tool outside an agent (tests):
-    /// every emit fails with [`EmitError`].
-    pub fn detached() -> Self {
-        Self { sender: None }
-    }
-
-    /// Emits a `CustomEvent` named `event_name` carrying `data`; waits while the loop's
-    /// queue for this tool call is full.
-    pub async fn emit(
-        &self,
-        event_name: impl Into<String>,
-        data: serde_json::Value,
-    ) -> Result<(), EmitError> {
-        self.send(Emission::Custom {
-            event_name: event_name.into(),
-            data,
-        })
-        .await
-    }
-
-    /// Forwards an event of a sub-agent into the calling agent's stream, keeping the
-    /// event's own origin (the sub-agent's agent call id, parent, fork id and depth).
-    pub async fn forward(&self, event: EventYield) -> Result<(), EmitError> {
-        self.send(Emission::Forward(Box::new(event))).await
-    }
-
-    async fn send(&self, emission: Emission) -> Result<(), EmitError> {
-        match &self.sender {
-            Some(sender) => sender.send(emission).await.map_err(|_| EmitError),
-            None => Err(EmitError),
+impl Emitter {
+    /// The way out of a run with `origin`, yielding through `yielder`.
+    pub(crate) fn new(
+        yielder: Yielder<AgentOutput>,
+        origin: EventOrigin,
+        publisher: Option<Publisher>,
+        plugin_name: String,
+    ) -> Self {
+        Self {
+            yielder,
+            session_id: origin.session_id.clone(),
+            origin,
+            next_seq: 0,
+            publisher,
+            plugin_name,
+            iteration: 0,
         }
+    }
+
+    /// Stamps `event` with this run's origin, the next `event_seq` and the session, hands
+    /// it to the bus, and yields it.
+    pub(crate) async fn emit(&mut self, event: impl Into<ReactEvent>) {
+        let mut event = event.into();
+        let mut origin = self.origin.clone();
+        origin.event_seq = self.next_seq;
+        self.next_seq += 1;
+        event.meta_mut().session_id = Some(self.session_id.clone());
+        *event.origin_mut() = origin.clone();
+        if let Some(publisher) = &self.publisher {
+            publisher.publish_async(event.clone().into_dyn()).await;
+        }
+        self.yielder
+            .put(ReactOutput::Event(EventYield { event, origin }))
+            .await;
+    }
+
+    /// Emits a tool's custom event with this run's origin plus the tool's name and id.
+    pub(crate) async fn emit_with_tool(
+        &mut self,
+        mut event: ReactEvent,
+        tool_name: &str,
+        tool_call_id: &str,
+    ) {
+        let mut origin = self.origin.clone();
+        origin.event_seq = self.next_seq;
+        self.next_seq += 1;
+        origin.tool_name = Some(tool_name.to_owned());
+        origin.tool_call_id = Some(tool_call_id.to_owned());
+        event.meta_mut().session_id = Some(self.session_id.clone());
+        *event.origin_mut() = origin.clone();
+        if let Some(publisher) = &self.publisher {
+            publisher.publish_async(event.clone().into_dyn()).await;
+        }
+        self.yielder
+            .put(ReactOutput::Event(EventYield { event, origin }))
+            .await;
+    }
+
+    /// Yields a sub-agent's event unchanged (its origin is its own). It was published by
+    /// the sub-agent's run.
+    pub(crate) async fn forward(&mut self, event: EventYield) {
+        self.yielder.put(ReactOutput::Event(event)).await;
+    }
+
+    /// Yields the run's response.
+    pub(crate) async fn respond(&mut self, response: ResponseYield<Message>) {
+        self.yielder.put(ReactOutput::Response(response)).await;
+    }
+
+    /// Publishes a bus-only event (Vision Agents' lifecycle and tool events).
+    pub(crate) async fn publish_only(&self, event: Box<dyn DynEvent>) {
+        if let Some(publisher) = &self.publisher {
+            publisher.publish_async(event).await;
+        }
+    }
+
+    /// Fresh base fields for this run's session.
+    pub(crate) fn meta(&self) -> EventMeta {
+        EventMeta::for_session(self.session_id.clone())
     }
 }

@@ -7,7 +7,8 @@ use futures::{FutureExt, StreamExt};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::agent::{Agent, RunRequest};
+use crate::agent::Agent;
+use crate::request::RunRequest;
 use crate::tool::{Tool, ToolContext, ToolError, ToolFuture, parameters_schema, parse_arguments};
 
 /// The arguments a sub-agent tool takes.

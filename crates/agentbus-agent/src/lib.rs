@@ -22,27 +22,40 @@
 mod agent;
 mod batch;
 pub mod combinators;
+mod context;
 mod emitter;
 mod fork;
 mod generator;
+mod inner;
+mod llm_call;
 mod publish;
+mod request;
 mod run_loop;
+mod stop;
 pub mod testing;
 mod tool;
+mod tool_emitter;
 pub mod tools;
 
-pub use agent::{
-    Agent, AgentBuilder, AgentConfig, AgentOutput, AgentStream, DEFAULT_MAX_ITERATIONS,
-    DEFAULT_TOOL_CONCURRENCY, DEFAULT_TOOL_TIMEOUT, RunRequest,
-};
+pub use agent::{Agent, AgentBuilder, AgentStream};
 pub use combinators::{ReactStreamExt, events_only, filter_events, observe, responses_only};
-pub use emitter::{EmitError, ToolEventEmitter};
 pub use fork::{SubAgentArgs, SubAgentTool};
+pub use inner::{
+    AgentConfig, AgentOutput, DEFAULT_MAX_ITERATIONS, DEFAULT_TOOL_CONCURRENCY,
+    DEFAULT_TOOL_TIMEOUT,
+};
 pub use publish::{EventSink, PublishFuture, Publisher};
+pub use request::RunRequest;
 pub use tool::{
     FunctionTool, Tool, ToolContext, ToolError, ToolFuture, ToolResult, parameters_schema,
     parse_arguments, result_text,
 };
+pub use tool_emitter::{EmitError, ToolEventEmitter};
 
 pub use agentbus_events::react;
 pub use tokio_util::sync::CancellationToken;
+
+/// Milliseconds since `start`, as a float.
+pub(crate) fn elapsed_ms(start: std::time::Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}

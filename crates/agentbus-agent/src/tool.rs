@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use crate::emitter::ToolEventEmitter;
 use crate::publish::Publisher;
+use crate::tool_emitter::ToolEventEmitter;
 
 /// What a tool call returns: a JSON value (a string is given to the model as is; anything
 /// else as its JSON text), or why it failed.
