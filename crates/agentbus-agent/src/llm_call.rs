@@ -118,7 +118,7 @@ struct Call {
     reasoning: String,
     text_chunks: u64,
     reasoning_chunks: u64,
-    /// Milliseconds to the first text, reasoning or tool-call fragment.
+    /// Milliseconds to the first output of any kind (text, reasoning or a tool call).
     first_output: Option<f64>,
     args: Vec<ArgState>,
     tool_calls: Vec<ToolCallInfo>,
@@ -146,6 +146,9 @@ impl Call {
         totals: &mut Totals,
         event: StreamEvent,
     ) -> Option<LlmOutcome> {
+        if self.first_output.is_none() && event.is_output() {
+            self.first_output = Some(elapsed_ms(self.started));
+        }
         match event {
             StreamEvent::TextDelta(delta) => self.text(out, delta).await,
             StreamEvent::ReasoningDelta(delta) => self.reasoning(out, delta).await,
@@ -170,8 +173,6 @@ impl Call {
 
     /// A text delta: accumulated, and an `LLMChunkArriveEvent` on the text channel.
     async fn text(&mut self, out: &mut Emitter, delta: TextDelta) {
-        self.first_output
-            .get_or_insert_with(|| elapsed_ms(self.started));
         self.content.push_str(&delta.content);
         let chunk_index = self.text_chunks;
         self.text_chunks += 1;
@@ -190,8 +191,6 @@ impl Call {
     /// A reasoning delta: accumulated, and an `LLMChunkArriveEvent` on the reasoning
     /// channel.
     async fn reasoning(&mut self, out: &mut Emitter, delta: ReasoningDelta) {
-        self.first_output
-            .get_or_insert_with(|| elapsed_ms(self.started));
         self.reasoning.push_str(&delta.content);
         let chunk_index = self.reasoning_chunks;
         self.reasoning_chunks += 1;
@@ -210,8 +209,6 @@ impl Call {
     /// A tool-call argument fragment: a `ToolCallArgumentsDeltaEvent` with the call's id
     /// and name as far as they are known.
     async fn tool_call_delta(&mut self, out: &mut Emitter, delta: ToolCallDelta) {
-        self.first_output
-            .get_or_insert_with(|| elapsed_ms(self.started));
         let state = match self.args.iter().position(|s| s.index == delta.index) {
             Some(i) => &mut self.args[i],
             None => {

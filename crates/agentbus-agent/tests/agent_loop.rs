@@ -1120,6 +1120,49 @@ async fn history_continues_a_conversation() {
     assert_eq!(seen.iter().filter(|m| m.role == Role::System).count(), 1);
 }
 
+/// A response that opens with a tool call sent whole (no argument fragments, no text)
+/// has a time to first token: the call is the first output.
+#[tokio::test]
+async fn a_response_that_starts_with_a_whole_tool_call_has_a_time_to_first_token() {
+    let call = agentbus_events::stream::StreamEvent::ToolCall(agentbus_events::stream::ToolCall {
+        tool_use_id: "call_1".into(),
+        tool_name: "add".into(),
+        tool_input: serde_json::json!({"a": 2, "b": 3}),
+        arguments_raw: None,
+    });
+    let delay = Duration::from_millis(5);
+    let model = ScriptedTurns::new(
+        "scripted",
+        vec![
+            Turn::new(vec![call, finish("tool_calls", 10, 5)]).with_delay(delay),
+            turn(vec![text(&["5"]), vec![finish("stop", 20, 1)]]),
+        ],
+    );
+    let agent = Agent::builder(model).tool(add_tool()).build();
+    let outputs = collect(agent.run("2 + 3?")).await;
+    check_invariants(&outputs);
+    let ends: Vec<_> = events(&outputs)
+        .into_iter()
+        .filter_map(|e| match e {
+            ReactEvent::LlmCallEnd(end) => Some(end),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends.len(), 2);
+    assert_eq!(ends[0].tool_calls.len(), 1);
+    let ttft = ends[0]
+        .time_to_first_token_ms
+        .expect("a call that opens with a tool call has a TTFT");
+    // The scripted stream sleeps `delay` before the call: the TTFT includes it, and it
+    // is not later than the end of the call.
+    assert!(
+        ttft >= delay.as_secs_f64() * 1000.0 && ttft <= ends[0].execution_time_ms,
+        "ttft {ttft} ms, call {} ms",
+        ends[0].execution_time_ms
+    );
+    assert!(ends[1].time_to_first_token_ms.is_some());
+}
+
 /// An event's `type` and its origin's `event_seq` (absent for non-ReAct events).
 type TypeAndSeq = (String, Option<u64>);
 

@@ -344,6 +344,31 @@ impl StreamEvent {
         }
     }
 
+    /// Whether this event is model output, what time to first token waits for: a
+    /// non-empty text or reasoning delta, a tool-call argument fragment, or a whole tool
+    /// call (a provider may send one without fragments).
+    ///
+    /// ```
+    /// use agentbus_events::stream::{StreamEvent, ToolCall};
+    ///
+    /// assert!(StreamEvent::text_delta("Hi", "Hi").is_output());
+    /// assert!(!StreamEvent::text_delta("", "").is_output());
+    /// assert!(StreamEvent::ToolCall(ToolCall::default()).is_output());
+    /// assert!(!StreamEvent::ReasoningStart.is_output());
+    /// ```
+    pub fn is_output(&self) -> bool {
+        match self {
+            StreamEvent::TextDelta(d) => !d.content.is_empty(),
+            StreamEvent::ReasoningDelta(d) => !d.content.is_empty(),
+            StreamEvent::ToolCallDelta(_) | StreamEvent::ToolCall(_) => true,
+            StreamEvent::TextEnd(_)
+            | StreamEvent::ToolResult(_)
+            | StreamEvent::ReasoningStart
+            | StreamEvent::Finish(_)
+            | StreamEvent::Error(_) => false,
+        }
+    }
+
     /// Whether this event ends the stream ([`Finish`] or [`StreamError`]).
     pub fn is_terminal(&self) -> bool {
         matches!(self, StreamEvent::Finish(_) | StreamEvent::Error(_))

@@ -199,21 +199,11 @@ fn elapsed_ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-/// Whether `event` is model output (what time to first token waits for).
-fn is_output(event: &StreamEvent) -> bool {
-    match event {
-        StreamEvent::TextDelta(d) => !d.content.is_empty(),
-        StreamEvent::ReasoningDelta(d) => !d.content.is_empty(),
-        StreamEvent::ToolCallDelta(_) | StreamEvent::ToolCall(_) => true,
-        _ => false,
-    }
-}
-
 async fn observe(publisher: &Publisher, state: &mut CallState, event: &StreamEvent) {
     publisher
         .send(event.to_bus_event(&publisher.request_id, publisher.meta()))
         .await;
-    if is_output(event) && state.ttft_ms.is_none() {
+    if event.is_output() && state.ttft_ms.is_none() {
         state.ttft_ms = Some(elapsed_ms(state.started));
     }
     match event {
