@@ -53,7 +53,7 @@ impl Emitter {
         event.meta_mut().session_id = Some(self.session_id.clone());
         *event.origin_mut() = origin.clone();
         if let Some(publisher) = &self.publisher {
-            publisher.publish_async(event.clone().into_dyn()).await;
+            publisher.publish_react(&event).await;
         }
         self.yielder
             .put(ReactOutput::Event(EventYield { event, origin }))
@@ -75,7 +75,7 @@ impl Emitter {
         event.meta_mut().session_id = Some(self.session_id.clone());
         *event.origin_mut() = origin.clone();
         if let Some(publisher) = &self.publisher {
-            publisher.publish_async(event.clone().into_dyn()).await;
+            publisher.publish_react(&event).await;
         }
         self.yielder
             .put(ReactOutput::Event(EventYield { event, origin }))

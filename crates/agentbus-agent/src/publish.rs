@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use agentbus::{EventManager, SendError, Sent};
 use agentbus_events::DynEvent;
+use agentbus_events::react::ReactEvent;
 
 /// A boxed future returned by [`EventSink::publish_async`].
 pub type PublishFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
@@ -46,6 +47,9 @@ impl Future for Done {
 #[derive(Clone)]
 pub struct Publisher {
     sink: Arc<dyn EventSink>,
+    /// The same sink when it is the bus, which the run loop sends its events to directly
+    /// (see `publish_react`).
+    bus: Option<Arc<BusSink>>,
     refused: Arc<AtomicU64>,
 }
 
@@ -65,6 +69,7 @@ impl Publisher {
     pub fn from_arc(sink: Arc<dyn EventSink>) -> Self {
         Self {
             sink,
+            bus: None,
             refused: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -79,12 +84,13 @@ impl Publisher {
     /// [`refused`](Self::refused).
     pub fn bus(bus: EventManager) -> Self {
         let refused = Arc::new(AtomicU64::new(0));
-        let sink = BusSink {
+        let sink = Arc::new(BusSink {
             bus,
             refused: refused.clone(),
-        };
+        });
         Self {
-            sink: Arc::new(sink),
+            sink: sink.clone(),
+            bus: Some(sink),
             refused,
         }
     }
@@ -103,6 +109,17 @@ impl Publisher {
     /// Publishes one event, waiting while the sink applies backpressure.
     pub async fn publish_async(&self, event: Box<dyn DynEvent>) {
         self.sink.publish_async(event).await;
+    }
+
+    /// Publishes a copy of one event of the agent loop as
+    /// [`publish_async`](Self::publish_async) does; a bus gets the copy made straight
+    /// into the allocation its subscribers share (no box, no boxed future, no second
+    /// copy).
+    pub(crate) async fn publish_react(&self, event: &ReactEvent) {
+        match &self.bus {
+            Some(sink) => sink.account(sink.bus.send(event.to_shared()).await),
+            None => self.sink.publish_async(event.clone().into_dyn()).await,
+        }
     }
 }
 

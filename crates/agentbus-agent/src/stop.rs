@@ -38,15 +38,19 @@ pub(crate) struct StopTokens {
 
 impl StopTokens {
     /// Whether (and why) the run must stop now.
+    ///
     /// The interrupt token is a child of the cancellation token, so a cancellation also
-    /// fires it: the cancellation is checked first.
+    /// fires it: one look at the interrupt token answers "go on" (each look takes the
+    /// token's lock, and the loop looks between every two model events); only a fired
+    /// interrupt token needs the second look, which tells a cancellation from an
+    /// interruption.
     pub(crate) fn check(&self) -> Option<Stop> {
-        if self.cancel.is_cancelled() {
-            Some(Stop::Cancelled)
-        } else if self.interrupt.is_cancelled() {
-            Some(Stop::Interrupted)
-        } else {
+        if !self.interrupt.is_cancelled() {
             None
+        } else if self.cancel.is_cancelled() {
+            Some(Stop::Cancelled)
+        } else {
+            Some(Stop::Interrupted)
         }
     }
 

@@ -1,5 +1,6 @@
-//! [`Outgoing`]: what a bus can send — any typed [`Event`], or a type-erased
-//! `Box<dyn DynEvent>` (e.g. one decoded from JSON).
+//! [`Outgoing`]: what a bus can send — any typed [`Event`], a type-erased
+//! `Box<dyn DynEvent>` (e.g. one decoded from JSON), or an already shared
+//! `Arc<dyn DynEvent>`.
 //!
 //! It lives here, beside [`Event`], because one generic `send` for both needs two impls
 //! that only the crate defining `Event` may write side by side (it alone knows that
@@ -14,9 +15,11 @@ mod sealed {
     pub trait Sealed {}
     impl<E: crate::Event> Sealed for E {}
     impl Sealed for Box<dyn crate::DynEvent> {}
+    impl Sealed for std::sync::Arc<dyn crate::DynEvent> {}
 }
 
-/// An event a bus can send: every [`Event`] type, and `Box<dyn DynEvent>`.
+/// An event a bus can send: every [`Event`] type, `Box<dyn DynEvent>`, and
+/// `Arc<dyn DynEvent>`.
 ///
 /// Sealed: it cannot be implemented outside this crate. Its methods are what a bus needs
 /// to route the event before it owns it (type id and `type` string), then to stamp and
@@ -78,5 +81,54 @@ impl Outgoing for Box<dyn DynEvent> {
     fn into_stamped(mut self, seq: Seq) -> Arc<dyn DynEvent> {
         self.meta_mut().seq = Some(seq);
         Arc::from(self)
+    }
+}
+
+/// An event already on the heap: stamped in place, without a copy, when the `Arc` is its
+/// only handle (as one made for sending is, e.g. by
+/// [`ReactEvent::to_shared`](crate::react::ReactEvent::to_shared)); a shared one (an
+/// event received from another bus) is copied first, so the other holders keep theirs as
+/// it was.
+///
+/// ```
+/// use std::sync::Arc;
+/// use agentbus_events::{DynEvent, Outgoing, Seq};
+/// use agentbus_events::base::ExceptionEvent;
+///
+/// let unique: Arc<dyn DynEvent> = Arc::new(ExceptionEvent::default());
+/// let address = Arc::as_ptr(&unique) as *const ();
+/// let stamped = unique.into_stamped(Seq::FIRST);
+/// assert_eq!(stamped.meta().seq, Some(Seq::FIRST));
+/// assert_eq!(Arc::as_ptr(&stamped) as *const (), address); // no copy
+///
+/// let held: Arc<dyn DynEvent> = Arc::new(ExceptionEvent::default());
+/// let stamped = held.clone().into_stamped(Seq::FIRST);
+/// assert_eq!(stamped.meta().seq, Some(Seq::FIRST));
+/// assert_eq!(held.meta().seq, None); // the other handle is untouched
+/// ```
+impl Outgoing for Arc<dyn DynEvent> {
+    #[inline]
+    fn event_type_id(&self) -> TypeId {
+        (**self).as_any().type_id()
+    }
+
+    #[inline]
+    fn event_type(&self) -> &'static str {
+        DynEvent::event_type(&**self)
+    }
+
+    #[inline]
+    fn into_stamped(mut self, seq: Seq) -> Arc<dyn DynEvent> {
+        match Arc::get_mut(&mut self) {
+            Some(event) => {
+                event.meta_mut().seq = Some(seq);
+                self
+            }
+            None => {
+                let mut copy = self.clone_box();
+                copy.meta_mut().seq = Some(seq);
+                Arc::from(copy)
+            }
+        }
     }
 }

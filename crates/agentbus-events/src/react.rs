@@ -663,6 +663,15 @@ macro_rules! react_event_enum {
                 }
             }
 
+            /// A copy of the event, shared as the concrete event it holds, in one
+            /// allocation: what a bus can send without copying it again (see the
+            /// [`Outgoing`](crate::Outgoing) impl of `Arc<dyn DynEvent>`).
+            pub fn to_shared(&self) -> std::sync::Arc<dyn crate::DynEvent> {
+                match self {
+                    $(ReactEvent::$variant(e) => std::sync::Arc::new(e.clone()),)*
+                }
+            }
+
             /// The event's wire-format JSON, appended to `out`.
             pub fn write_wire(&self, out: &mut Vec<u8>) -> Result<(), crate::EncodeError> {
                 match self {
