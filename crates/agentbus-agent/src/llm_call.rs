@@ -49,7 +49,11 @@ pub(crate) async fn llm_call(ctx: &mut RunContext, messages: &[Message]) -> LlmO
     ctx.totals.llm_calls += 1;
     let mut stream = ctx.inner.model.stream(request);
     loop {
-        let event = match next_event(&mut stream, &ctx.stops).await {
+        let next = match ready_event(&mut stream, &ctx.stops) {
+            Some(next) => next,
+            None => next_event(&mut stream, &ctx.stops).await,
+        };
+        let event = match next {
             Ok(Some(event)) => event,
             Ok(None) => {
                 let error = ErrorInfo::new(
@@ -60,10 +64,34 @@ pub(crate) async fn llm_call(ctx: &mut RunContext, messages: &[Message]) -> LlmO
             }
             Err(stop) => return call.stopped(&mut ctx.out, stop).await,
         };
-        if let Some(outcome) = call.take(&mut ctx.out, &mut ctx.totals, event).await {
-            return outcome;
+        match call.take(event) {
+            Step::Chunk(chunk) => ctx.out.emit(chunk).await,
+            Step::ArgumentsDelta(delta) => ctx.out.emit(delta).await,
+            Step::Continue => {}
+            Step::Finish(finish) => {
+                return call.finish(&mut ctx.out, &mut ctx.totals, finish).await;
+            }
+            Step::Failed(error, recoverable) => {
+                return call.failed(&mut ctx.out, error, recoverable).await;
+            }
         }
     }
+}
+
+/// What one model event leads to. Taking an event in is synchronous; the loop awaits
+/// the one emit it implies, so the per-event path has no nested futures.
+enum Step {
+    /// Emit a text or reasoning chunk.
+    Chunk(LLMChunkArriveEvent),
+    /// Emit a tool-call argument fragment.
+    ArgumentsDelta(ToolCallArgumentsDeltaEvent),
+    /// Nothing to emit (a whole tool call is kept for the end event, a text end is
+    /// implied by the chunks).
+    Continue,
+    /// The model finished.
+    Finish(Finish),
+    /// The model's stream failed (`recoverable` as the provider said).
+    Failed(ErrorInfo, bool),
 }
 
 /// `LLMCallStartEvent`: the messages sent, the tools offered, the model asked.
@@ -82,23 +110,29 @@ async fn announce(ctx: &mut RunContext, messages: &[Message]) {
     ctx.out.emit(event).await;
 }
 
-/// The model's next event; `Err` when the run must stop first.
+/// The model's next event if it is ready (`Err` when the run must stop first), without
+/// registering for cancellation: the fast path, a plain function so that it creates no
+/// future per event; the stop tokens are checked (one lock) between events.
+fn ready_event(
+    stream: &mut ChatStream,
+    stops: &StopTokens,
+) -> Option<Result<Option<StreamEvent>, Stop>> {
+    let next = stream.next().now_or_never()?;
+    Some(match stops.check() {
+        Some(stop) => Err(stop),
+        None => Ok(next),
+    })
+}
+
+/// Waits for the model's next event, or for the run to be stopped.
 async fn next_event(
     stream: &mut ChatStream,
     stops: &StopTokens,
 ) -> Result<Option<StreamEvent>, Stop> {
-    // Fast path: take an event that is ready without registering for cancellation;
-    // check the tokens (two atomic loads) between events.
-    match stream.next().now_or_never() {
-        Some(next) => match stops.check() {
-            Some(stop) => Err(stop),
-            None => Ok(next),
-        },
-        None => tokio::select! {
-            biased;
-            stop = stops.stopped() => Err(stop),
-            next = stream.next() => Ok(next),
-        },
+    tokio::select! {
+        biased;
+        stop = stops.stopped() => Err(stop),
+        next = stream.next() => Ok(next),
     }
 }
 
@@ -139,20 +173,15 @@ impl Call {
         }
     }
 
-    /// Takes in one model event; `Some` when the call is over.
-    async fn take(
-        &mut self,
-        out: &mut Emitter,
-        totals: &mut Totals,
-        event: StreamEvent,
-    ) -> Option<LlmOutcome> {
+    /// Takes in one model event: what the call accumulates, and what to emit.
+    fn take(&mut self, event: StreamEvent) -> Step {
         if self.first_output.is_none() && event.is_output() {
             self.first_output = Some(elapsed_ms(self.started));
         }
         match event {
-            StreamEvent::TextDelta(delta) => self.text(out, delta).await,
-            StreamEvent::ReasoningDelta(delta) => self.reasoning(out, delta).await,
-            StreamEvent::ToolCallDelta(delta) => self.tool_call_delta(out, delta).await,
+            StreamEvent::TextDelta(delta) => Step::Chunk(self.text(delta)),
+            StreamEvent::ReasoningDelta(delta) => Step::Chunk(self.reasoning(delta)),
+            StreamEvent::ToolCallDelta(delta) => Step::ArgumentsDelta(self.tool_call_delta(delta)),
             StreamEvent::ToolCall(call) => {
                 self.tool_calls.push(ToolCallInfo {
                     id: call.tool_use_id,
@@ -160,23 +189,22 @@ impl Call {
                     arguments: call.tool_input,
                     arguments_raw: call.arguments_raw,
                 });
+                Step::Continue
             }
-            StreamEvent::Finish(finish) => return Some(self.finish(out, totals, finish).await),
-            StreamEvent::Error(error) => {
-                let recoverable = error.recoverable;
-                return Some(self.failed(out, error.to_error_info(), recoverable).await);
+            StreamEvent::Finish(finish) => Step::Finish(finish),
+            StreamEvent::Error(error) => Step::Failed(error.to_error_info(), error.recoverable),
+            StreamEvent::TextEnd(_) | StreamEvent::ReasoningStart | StreamEvent::ToolResult(_) => {
+                Step::Continue
             }
-            StreamEvent::TextEnd(_) | StreamEvent::ReasoningStart | StreamEvent::ToolResult(_) => {}
         }
-        None
     }
 
-    /// A text delta: accumulated, and an `LLMChunkArriveEvent` on the text channel.
-    async fn text(&mut self, out: &mut Emitter, delta: TextDelta) {
+    /// A text delta: accumulated; its `LLMChunkArriveEvent` on the text channel.
+    fn text(&mut self, delta: TextDelta) -> LLMChunkArriveEvent {
         self.content.push_str(&delta.content);
         let chunk_index = self.text_chunks;
         self.text_chunks += 1;
-        out.emit(LLMChunkArriveEvent {
+        LLMChunkArriveEvent {
             meta: EventMeta::new(),
             origin: EventOrigin::default(),
             iteration: self.iteration,
@@ -184,17 +212,16 @@ impl Call {
             accumulated_length: self.content.len() as u64,
             channel: ChunkChannel::Text,
             chunk_index,
-        })
-        .await;
+        }
     }
 
-    /// A reasoning delta: accumulated, and an `LLMChunkArriveEvent` on the reasoning
+    /// A reasoning delta: accumulated; its `LLMChunkArriveEvent` on the reasoning
     /// channel.
-    async fn reasoning(&mut self, out: &mut Emitter, delta: ReasoningDelta) {
+    fn reasoning(&mut self, delta: ReasoningDelta) -> LLMChunkArriveEvent {
         self.reasoning.push_str(&delta.content);
         let chunk_index = self.reasoning_chunks;
         self.reasoning_chunks += 1;
-        out.emit(LLMChunkArriveEvent {
+        LLMChunkArriveEvent {
             meta: EventMeta::new(),
             origin: EventOrigin::default(),
             iteration: self.iteration,
@@ -202,13 +229,12 @@ impl Call {
             accumulated_length: self.reasoning.len() as u64,
             channel: ChunkChannel::Reasoning,
             chunk_index,
-        })
-        .await;
+        }
     }
 
-    /// A tool-call argument fragment: a `ToolCallArgumentsDeltaEvent` with the call's id
-    /// and name as far as they are known.
-    async fn tool_call_delta(&mut self, out: &mut Emitter, delta: ToolCallDelta) {
+    /// A tool-call argument fragment: its `ToolCallArgumentsDeltaEvent`, with the call's
+    /// id and name as far as they are known.
+    fn tool_call_delta(&mut self, delta: ToolCallDelta) -> ToolCallArgumentsDeltaEvent {
         let state = match self.args.iter().position(|s| s.index == delta.index) {
             Some(i) => &mut self.args[i],
             None => {
@@ -229,7 +255,7 @@ impl Call {
             state.name = delta.name;
         }
         state.length += delta.arguments_delta.len() as u64;
-        let event = ToolCallArgumentsDeltaEvent {
+        ToolCallArgumentsDeltaEvent {
             meta: EventMeta::new(),
             origin: EventOrigin::default(),
             iteration: self.iteration,
@@ -238,8 +264,7 @@ impl Call {
             tool_name: state.name.clone(),
             delta: delta.arguments_delta,
             accumulated_length: state.length,
-        };
-        out.emit(event).await;
+        }
     }
 
     /// The model finished: usage into the totals, and `LLMCallEndEvent`.
