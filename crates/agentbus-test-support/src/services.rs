@@ -31,6 +31,7 @@ pub fn required() -> bool {
 /// # Panics
 ///
 /// When the service is absent and `AGENTBUS_REQUIRE_SERVICES=1`.
+#[track_caller]
 pub fn available(service: &str, probe: Result<(), String>, remedy: &str) -> bool {
     match probe {
         Ok(()) => true,
@@ -87,6 +88,7 @@ pub fn mask_password(url: &str) -> String {
 ///
 /// When it is not reachable and `AGENTBUS_REQUIRE_SERVICES=1`.
 #[cfg(feature = "postgres")]
+#[track_caller]
 pub fn postgres_available() -> bool {
     static PROBE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let probe = PROBE.get_or_init(|| {
@@ -118,6 +120,7 @@ pub fn postgres_available() -> bool {
 ///
 /// When it is not ready and `AGENTBUS_REQUIRE_SERVICES=1`.
 #[cfg(feature = "model")]
+#[track_caller]
 pub fn model_ready() -> bool {
     use agentbus_local::convert::{Q8Status, q8_status};
     use agentbus_local::pull::{ModelStatus, status};
