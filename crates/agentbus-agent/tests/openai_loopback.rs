@@ -1,121 +1,40 @@
 //! The agent against a fake OpenAI-compatible server over real HTTP on loopback.
 
-use std::sync::{Arc, Mutex};
-
 use agentbus_agent::react::{AbortReason, ReactEvent, ReactEventKind};
 use agentbus_agent::tools::calculator;
 use agentbus_agent::{Agent, AgentOutput, FunctionTool};
 use agentbus_llm::{HttpConfig, HttpModel};
+use agentbus_test_support::{FakeServer, Reply, openai};
 use futures::StreamExt;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
-/// What the fake server does with one request.
-#[derive(Clone)]
-enum Reply {
-    /// Streams these SSE events, then `[DONE]`.
-    Sse(Vec<Value>),
-    /// Streams these, then closes the connection mid-stream.
-    Cut(Vec<Value>),
+/// Streams these SSE events, each frame in two writes, then `[DONE]`.
+fn sse(events: Vec<Value>) -> Reply {
+    openai::reply_split(&events, true)
 }
 
-/// A fake Chat Completions server: answers request n with reply n, records the bodies.
-struct FakeServer {
-    base_url: String,
-    requests: Arc<Mutex<Vec<Value>>>,
+/// Streams these, then closes the connection mid-stream.
+fn cut(events: Vec<Value>) -> Reply {
+    openai::reply_split(&events, false)
 }
 
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Value> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let header_end = loop {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buffer[..header_end]).to_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    while buffer.len() < header_end + length {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    }
-    serde_json::from_slice(&buffer[header_end..header_end + length]).ok()
-}
-
-async fn serve(replies: Vec<Reply>) -> FakeServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let requests: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let recorded = requests.clone();
-    tokio::spawn(async move {
-        let mut n = 0usize;
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let Some(body) = read_request(&mut socket).await else {
-                continue;
-            };
-            recorded.lock().unwrap().push(body);
-            let reply = replies.get(n).cloned();
-            n += 1;
-            tokio::spawn(async move {
-                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n";
-                if socket.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                let (events, done) = match reply {
-                    Some(Reply::Sse(events)) => (events, true),
-                    Some(Reply::Cut(events)) => (events, false),
-                    None => (vec![], false),
-                };
-                for event in events {
-                    let frame = format!("data: {event}\n\n");
-                    // Split each frame in two writes to exercise the decoder's buffering.
-                    let (a, b) = frame.as_bytes().split_at(frame.len() / 2);
-                    if socket.write_all(a).await.is_err() || socket.write_all(b).await.is_err() {
-                        return;
-                    }
-                    let _ = socket.flush().await;
-                }
-                if done {
-                    let _ = socket.write_all(b"data: [DONE]\n\n").await;
-                }
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
-    FakeServer { base_url, requests }
+/// The request bodies the server received.
+fn bodies(server: &FakeServer) -> Vec<Value> {
+    server.requests().into_iter().map(|r| r.body).collect()
 }
 
 fn delta(delta: Value) -> Value {
-    json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "fake-model",
-           "choices": [{"index": 0, "delta": delta, "finish_reason": null}]})
+    openai::chunk_with_id("chatcmpl-1", delta, None)
 }
 
 fn finish_chunk(reason: &str) -> Value {
-    json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "fake-model",
-           "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]})
+    openai::chunk_with_id("chatcmpl-1", json!({}), Some(reason))
 }
 
 fn usage_chunk(prompt: u64, completion: u64) -> Value {
-    json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "fake-model", "choices": [],
-           "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}})
+    openai::usage_with_id("chatcmpl-1", prompt, completion)
 }
 
 fn tool_fragment(index: u32, id: Option<&str>, name: Option<&str>, arguments: &str) -> Value {
@@ -155,8 +74,8 @@ fn react_end(outputs: &[AgentOutput]) -> agentbus_agent::react::ReactEndEvent {
 
 #[tokio::test]
 async fn answers_17_times_23_by_calling_the_calculator() {
-    let server = serve(vec![
-        Reply::Sse(vec![
+    let server = FakeServer::start(vec![
+        sse(vec![
             delta(json!({"role": "assistant", "content": null})),
             tool_fragment(0, Some("call_calc"), Some("calculator"), ""),
             tool_fragment(0, None, None, "{\"expre"),
@@ -165,7 +84,7 @@ async fn answers_17_times_23_by_calling_the_calculator() {
             finish_chunk("tool_calls"),
             usage_chunk(80, 20),
         ]),
-        Reply::Sse(vec![
+        sse(vec![
             delta(json!({"role": "assistant", "content": ""})),
             delta(json!({"content": "17 * 23 "})),
             delta(json!({"content": "= 391"})),
@@ -202,7 +121,7 @@ async fn answers_17_times_23_by_calling_the_calculator() {
     assert_eq!(deltas, "{\"expression\": \"17 * 23\"}");
 
     // What the server received: the tools on the first call, the tool result on the second.
-    let requests = server.requests.lock().unwrap().clone();
+    let requests = bodies(&server);
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0]["stream"], json!(true));
     assert_eq!(requests[0]["tools"][0]["function"]["name"], "calculator");
@@ -225,8 +144,8 @@ struct Pair {
 
 #[tokio::test]
 async fn parallel_interleaved_tool_calls_over_http() {
-    let server = serve(vec![
-        Reply::Sse(vec![
+    let server = FakeServer::start(vec![
+        sse(vec![
             tool_fragment(0, Some("call_add"), Some("add"), ""),
             tool_fragment(1, Some("call_mul"), Some("mul"), ""),
             tool_fragment(0, None, None, "{\"a\": 2,"),
@@ -236,7 +155,7 @@ async fn parallel_interleaved_tool_calls_over_http() {
             finish_chunk("tool_calls"),
             usage_chunk(10, 10),
         ]),
-        Reply::Sse(vec![
+        sse(vec![
             delta(json!({"content": "5 and 20"})),
             finish_chunk("stop"),
             usage_chunk(20, 3),
@@ -269,7 +188,7 @@ async fn parallel_interleaved_tool_calls_over_http() {
             ("call_mul".into(), json!(20))
         ]
     );
-    let requests = server.requests.lock().unwrap().clone();
+    let requests = bodies(&server);
     let tool_messages: Vec<(String, String)> = requests[1]["messages"]
         .as_array()
         .unwrap()
@@ -293,7 +212,7 @@ async fn parallel_interleaved_tool_calls_over_http() {
 
 #[tokio::test]
 async fn a_connection_cut_mid_stream_ends_with_llm_call_error() {
-    let server = serve(vec![Reply::Cut(vec![
+    let server = FakeServer::start(vec![cut(vec![
         delta(json!({"role": "assistant", "content": "Hello"})),
         delta(json!({"content": " wor"})),
     ])])

@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+use agentbus_test_support::services::model_ready;
 use serde_json::Value;
 
 fn bench(args: &[&str]) -> Value {
@@ -71,31 +72,6 @@ fn bench_telemetry_runs_small_and_reports_both_measures() {
     }
     assert!(report["pass"].is_boolean());
     assert!(report["strict_cost"].is_number());
-}
-
-/// Whether the embedded model is pulled and converted in `$AGENTBUS_HOME` (`agentbus model
-/// pull`). When it is not, the test is skipped with a note — unless
-/// `AGENTBUS_REQUIRE_SERVICES=1` (CI sets it, after pulling), when that is a failure.
-fn model_ready() -> bool {
-    use agentbus_local::convert::{Q8Status, q8_status};
-    use agentbus_local::pull::{ModelStatus, status};
-    use agentbus_local::{DEFAULT_MODEL, ModelDir};
-    let ready = ModelDir::from_env().is_ok_and(|dir| {
-        status(&dir, DEFAULT_MODEL).is_ok_and(|s| s == ModelStatus::Ready)
-            && q8_status(&dir, DEFAULT_MODEL).is_ok_and(|s| s == Q8Status::Ready)
-    });
-    if !ready {
-        assert!(
-            std::env::var("AGENTBUS_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "the embedded model is required (AGENTBUS_REQUIRE_SERVICES=1) but not pulled: \
-             run `agentbus model pull`"
-        );
-        eprintln!(
-            "note: skipping: the embedded model is not pulled (`agentbus model pull`); set \
-             AGENTBUS_REQUIRE_SERVICES=1 to make that a failure"
-        );
-    }
-    ready
 }
 
 #[test]

@@ -1,64 +1,14 @@
 //! `agentbus chat` against a fake OpenAI-compatible / Anthropic server on loopback that
 //! replays recorded streams.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+
+use agentbus_test_support::{FakeServer, Reply};
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../agentbus-llm/tests/fixtures"
 );
-
-/// Serves one HTTP response per connection from `replies` (status, content type, body)
-/// and records the request heads and bodies.
-fn serve(replies: Vec<(u16, &'static str, Vec<u8>)>) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for (status, content_type, body) in replies {
-            let Ok((mut socket, _)) = listener.accept() else {
-                return;
-            };
-            let mut request = Vec::new();
-            let mut buf = [0u8; 8192];
-            loop {
-                let n = socket.read(&mut buf).unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                request.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&request);
-                if let Some(head_end) = text.find("\r\n\r\n") {
-                    let length = text[..head_end]
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if request.len() >= head_end + 4 + length {
-                        break;
-                    }
-                }
-            }
-            log.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(&request).into_owned());
-            let head = format!(
-                "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = socket.write_all(head.as_bytes());
-            let _ = socket.write_all(&body);
-        }
-    });
-    (format!("http://{addr}/v1"), seen)
-}
 
 fn fixture(name: &str) -> (Vec<u8>, serde_json::Value) {
     let body = std::fs::read(format!("{FIXTURES}/{name}.sse")).unwrap();
@@ -97,7 +47,8 @@ fn store_url(dir: &std::path::Path, name: &str) -> String {
 #[test]
 fn chat_stores_its_session_for_sessions_and_replay() {
     let (body, expected) = fixture("openai__chat_text_usage");
-    let (base_url, _) = serve(vec![(200, "text/event-stream", body)]);
+    let server = FakeServer::start_blocking(vec![Reply::body(200, "text/event-stream", body)]);
+    let base_url = server.base_url.clone();
     let dir = tempfile::tempdir().unwrap();
     let store = store_url(dir.path(), "chat");
     let output = agentbus()
@@ -139,7 +90,8 @@ fn chat_stores_its_session_for_sessions_and_replay() {
 #[test]
 fn human_output_streams_the_text_then_a_summary() {
     let (body, expected) = fixture("openai__chat_text_usage");
-    let (base_url, seen) = serve(vec![(200, "text/event-stream", body)]);
+    let server = FakeServer::start_blocking(vec![Reply::body(200, "text/event-stream", body)]);
+    let base_url = server.base_url.clone();
     let output = agentbus()
         .env("AGENTBUS_TEST_KEY", "sk-very-secret-123")
         .args([
@@ -174,7 +126,7 @@ fn human_output_streams_the_text_then_a_summary() {
         "{summary}"
     );
     assert!(!stdout.contains("sk-very-secret") && !stderr.contains("sk-very-secret"));
-    let request = seen.lock().unwrap()[0].clone();
+    let request = server.requests()[0].text();
     assert!(
         request
             .to_ascii_lowercase()
@@ -186,7 +138,8 @@ fn human_output_streams_the_text_then_a_summary() {
 #[test]
 fn events_jsonl_writes_only_wire_events() {
     let (body, expected) = fixture("anthropic__tool_use_nested_args");
-    let (base_url, _) = serve(vec![(200, "text/event-stream", body)]);
+    let server = FakeServer::start_blocking(vec![Reply::body(200, "text/event-stream", body)]);
+    let base_url = server.base_url.clone();
     let output = agentbus()
         .env("AGENTBUS_TEST_KEY", "sk-ant-secret-456")
         .args([
@@ -238,7 +191,8 @@ fn events_jsonl_writes_only_wire_events() {
 #[test]
 fn an_error_exits_non_zero() {
     let body = br#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#.to_vec();
-    let (base_url, _) = serve(vec![(401, "application/json", body)]);
+    let server = FakeServer::start_blocking(vec![Reply::body(401, "application/json", body)]);
+    let base_url = server.base_url.clone();
     let output = agentbus()
         .args([
             "chat",

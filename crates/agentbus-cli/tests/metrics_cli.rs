@@ -3,7 +3,7 @@
 //! `--metrics-addr` (the Prometheus endpoint scraped while the replay runs).
 
 use std::io::{BufRead, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +18,8 @@ use agentbus_events::turn::TurnEndedEvent;
 use agentbus_events::{DynEvent, ErrorInfo, EventMeta, PluginInfo};
 use agentbus_store::{EventStore, SinkOptions, StoreSink, WriterOptions};
 use agentbus_telemetry::{MetricsCollector, MetricsSummary};
+use agentbus_test_support::openai::{chunk, reply, usage};
+use agentbus_test_support::{FakeServer, Gate, closed_port, gate};
 use serde_json::json;
 
 fn scratch_store(name: &str) -> (PathBuf, String) {
@@ -189,11 +191,6 @@ fn replay_of_a_stored_session_records_the_live_runs_metrics() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
-
 fn scrape(addr: SocketAddr) -> Option<String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
@@ -214,7 +211,7 @@ fn metrics_endpoint_is_scraped_while_a_replay_runs() {
     let session = "metrics-cli-scrape";
     // Four seconds of event time, replayed in real time: the process outlives the scrape.
     record_live(&url, session_events(session, 4.0));
-    let addr = free_port();
+    let addr = closed_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_agentbus"))
         .args(["replay", session, "--store", &url, "--speed", "1"])
         .args(["--metrics-addr", &addr.to_string(), "--metrics-linger", "0"])
@@ -271,99 +268,36 @@ fn metrics_endpoint_is_scraped_while_a_replay_runs() {
 
 // ---- agentbus run --metrics-addr, against a fake OpenAI-compatible server ---------------
 
-fn sse_chunk(delta: serde_json::Value, finish: Option<&str>) -> serde_json::Value {
-    json!({"id": "c1", "object": "chat.completion.chunk", "model": "fake-model",
-           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-}
-
-fn sse_usage(prompt: u64, completion: u64) -> serde_json::Value {
-    json!({"id": "c1", "object": "chat.completion.chunk", "model": "fake-model", "choices": [],
-           "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                     "total_tokens": prompt + completion}})
-}
-
-/// Reads one HTTP request (head and `content-length` body) from `socket`.
-fn read_request(socket: &mut TcpStream) -> Option<()> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if socket.read(&mut byte).ok()? == 0 {
-            return None;
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    socket.read_exact(&mut body).ok()
-}
-
-fn reply(socket: &mut TcpStream, chunks: &[serde_json::Value]) {
-    let mut out = String::from(
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
-    );
-    for chunk in chunks {
-        out.push_str(&format!("data: {chunk}\n\n"));
-    }
-    out.push_str("data: [DONE]\n\n");
-    let _ = socket.write_all(out.as_bytes());
-}
-
 /// A fake model: the first request gets a calculator call; the second is answered only
-/// once `release` receives, so the run is still going while the test scrapes.
-fn serve_held(release: std::sync::mpsc::Receiver<()>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let Ok((mut socket, _)) = listener.accept() else {
-            return;
-        };
-        if read_request(&mut socket).is_none() {
-            return;
-        }
-        let call = json!({"index": 0, "id": "call_1", "type": "function",
-                          "function": {"name": "calculator",
-                                       "arguments": "{\"expression\": \"17 * 23\"}"}});
-        reply(
-            &mut socket,
-            &[
-                sse_chunk(json!({"role": "assistant", "content": null}), None),
-                sse_chunk(json!({"tool_calls": [call]}), None),
-                sse_chunk(json!({}), Some("tool_calls")),
-                sse_usage(90, 18),
-            ],
-        );
-        drop(socket);
-        let Ok((mut socket, _)) = listener.accept() else {
-            return;
-        };
-        if read_request(&mut socket).is_none() {
-            return;
-        }
-        // Held until the test has scraped (or gave up: the sender is dropped).
-        let _ = release.recv();
-        reply(
-            &mut socket,
-            &[
-                sse_chunk(json!({"role": "assistant", "content": "391"}), None),
-                sse_chunk(json!({}), Some("stop")),
-                sse_usage(130, 7),
-            ],
-        );
-    });
-    url
+/// once `gate` is released, so the run is still going while the test scrapes.
+fn serve_held(gate: Gate) -> FakeServer {
+    let call = json!({"index": 0, "id": "call_1", "type": "function",
+                      "function": {"name": "calculator",
+                                   "arguments": "{\"expression\": \"17 * 23\"}"}});
+    FakeServer::start_blocking(vec![
+        reply(&[
+            chunk(json!({"role": "assistant", "content": null}), None),
+            chunk(json!({"tool_calls": [call]}), None),
+            chunk(json!({}), Some("tool_calls")),
+            usage(90, 18),
+        ]),
+        // Held until the test has scraped (or gave up: the release is dropped).
+        reply(&[
+            chunk(json!({"role": "assistant", "content": "391"}), None),
+            chunk(json!({}), Some("stop")),
+            usage(130, 7),
+        ])
+        .held(gate),
+    ])
 }
 
 #[test]
 fn run_serves_metrics_while_it_runs_and_prints_the_summary() {
-    let (release, held) = std::sync::mpsc::channel();
-    let url = serve_held(held);
+    let (release, held) = gate();
+    let server = serve_held(held);
+    let url = server.base_url.clone();
     let (dir, _) = scratch_store("run");
-    let addr = free_port();
+    let addr = closed_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_agentbus"))
         .current_dir(&dir)
         .env_remove("OPENAI_API_KEY")
@@ -419,7 +353,7 @@ fn run_serves_metrics_while_it_runs_and_prints_the_summary() {
     };
     assert!(body.contains("# TYPE gen_ai_client_operation_duration_seconds histogram"));
     assert!(body.contains("# TYPE gen_ai_execute_tool_duration_seconds histogram"));
-    release.send(()).unwrap();
+    release.release();
     // The run ends, then lingers (at most ten minutes) until /metrics is scraped once
     // more: that scrape sees the complete run, and the process exits right after it.
     let mut stderr_lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
@@ -474,23 +408,12 @@ fn run_serves_metrics_while_it_runs_and_prints_the_summary() {
 
 #[test]
 fn chat_records_the_instrumented_call() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let Ok((mut socket, _)) = listener.accept() else {
-            return;
-        };
-        if read_request(&mut socket).is_some() {
-            reply(
-                &mut socket,
-                &[
-                    sse_chunk(json!({"role": "assistant", "content": "hi"}), None),
-                    sse_chunk(json!({}), Some("stop")),
-                    sse_usage(42, 2),
-                ],
-            );
-        }
-    });
+    let server = FakeServer::start_blocking(vec![reply(&[
+        chunk(json!({"role": "assistant", "content": "hi"}), None),
+        chunk(json!({}), Some("stop")),
+        usage(42, 2),
+    ])]);
+    let url = server.base_url.clone();
     let output = Command::new(env!("CARGO_BIN_EXE_agentbus"))
         .env_remove("OPENAI_API_KEY")
         .env("RUST_LOG", "error")

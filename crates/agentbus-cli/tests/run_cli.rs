@@ -1,88 +1,11 @@
 //! `agentbus run` end to end: the binary against a fake OpenAI-compatible server on
 //! loopback.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 
+use agentbus_test_support::openai::{chunk, reply, reply_cut, usage};
+use agentbus_test_support::{FakeServer, Reply};
 use serde_json::{Value, json};
-
-/// What the fake server streams for one request.
-enum Reply {
-    /// These chunks, then `[DONE]`.
-    Sse(Vec<Value>),
-    /// These chunks, then the connection is closed mid-stream.
-    Cut(Vec<Value>),
-}
-
-/// Serves `replies` in order on a background thread; returns the base URL and the
-/// recorded request bodies.
-fn serve(replies: Vec<Reply>) -> (String, Arc<Mutex<Vec<Value>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let requests: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let recorded = requests.clone();
-    std::thread::spawn(move || {
-        for reply in replies {
-            let Ok((mut socket, _)) = listener.accept() else {
-                return;
-            };
-            let Some(body) = read_request(&mut socket) else {
-                return;
-            };
-            recorded.lock().unwrap().push(body);
-            let (chunks, done) = match reply {
-                Reply::Sse(chunks) => (chunks, true),
-                Reply::Cut(chunks) => (chunks, false),
-            };
-            let mut out = String::from(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
-            );
-            for chunk in chunks {
-                out.push_str(&format!("data: {chunk}\n\n"));
-            }
-            if done {
-                out.push_str("data: [DONE]\n\n");
-            }
-            let _ = socket.write_all(out.as_bytes());
-            let _ = socket.flush();
-        }
-    });
-    (url, requests)
-}
-
-fn read_request(socket: &mut TcpStream) -> Option<Value> {
-    let mut reader = BufReader::new(socket.try_clone().ok()?);
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let lower = line.to_ascii_lowercase();
-        if let Some(value) = lower.strip_prefix("content-length:") {
-            length = value.trim().parse().ok()?;
-        }
-        if line == "\r\n" {
-            break;
-        }
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).ok()?;
-    serde_json::from_slice(&body).ok()
-}
-
-fn chunk(delta: Value, finish: Option<&str>) -> Value {
-    json!({"id": "c1", "object": "chat.completion.chunk", "model": "fake-model",
-           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-}
-
-fn usage(prompt: u64, completion: u64) -> Value {
-    json!({"id": "c1", "object": "chat.completion.chunk", "model": "fake-model", "choices": [],
-           "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                     "total_tokens": prompt + completion}})
-}
 
 /// The two answers of "What is 17 * 23?": a calculator call, then the answer.
 fn calculator_conversation() -> Vec<Reply> {
@@ -96,7 +19,7 @@ fn calculator_conversation() -> Vec<Reply> {
         chunk(json!({"tool_calls": [call]}), None)
     };
     vec![
-        Reply::Sse(vec![
+        reply(&[
             chunk(json!({"role": "assistant", "content": null}), None),
             fragment(Some("call_1"), ""),
             fragment(None, "{\"expression\":"),
@@ -104,7 +27,7 @@ fn calculator_conversation() -> Vec<Reply> {
             chunk(json!({}), Some("tool_calls")),
             usage(90, 18),
         ]),
-        Reply::Sse(vec![
+        reply(&[
             chunk(json!({"role": "assistant", "content": "17 * 23 = "}), None),
             chunk(json!({"content": "391"}), None),
             chunk(json!({}), Some("stop")),
@@ -156,8 +79,8 @@ fn rand_suffix() -> u128 {
 
 #[test]
 fn run_answers_with_the_calculator_in_human_output() {
-    let (url, requests) = serve(calculator_conversation());
-    let output = run_agentbus(&url, &[]);
+    let server = FakeServer::start_blocking(calculator_conversation());
+    let output = run_agentbus(&server.base_url, &[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -177,9 +100,9 @@ fn run_answers_with_the_calculator_in_human_output() {
         ),
         "{summary}"
     );
-    let requests = requests.lock().unwrap();
+    let requests = server.requests();
     assert_eq!(requests.len(), 2);
-    let tool_names: Vec<&str> = requests[0]["tools"]
+    let tool_names: Vec<&str> = requests[0].body["tools"]
         .as_array()
         .unwrap()
         .iter()
@@ -193,8 +116,8 @@ fn run_answers_with_the_calculator_in_human_output() {
 
 #[test]
 fn run_events_jsonl_writes_only_wire_events() {
-    let (url, _) = serve(calculator_conversation());
-    let output = run_agentbus(&url, &["--events", "jsonl"]);
+    let server = FakeServer::start_blocking(calculator_conversation());
+    let output = run_agentbus(&server.base_url, &["--events", "jsonl"]);
     assert!(
         output.status.success(),
         "stderr: {}",
@@ -268,11 +191,11 @@ fn run_events_jsonl_writes_only_wire_events() {
 
 #[test]
 fn run_exits_non_zero_when_the_stream_breaks() {
-    let (url, _) = serve(vec![Reply::Cut(vec![chunk(
+    let server = FakeServer::start_blocking(vec![reply_cut(&[chunk(
         json!({"role": "assistant", "content": "Hel"}),
         None,
     )])]);
-    let output = run_agentbus(&url, &[]);
+    let output = run_agentbus(&server.base_url, &[]);
     assert!(!output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("LLM error:"), "{stdout}");

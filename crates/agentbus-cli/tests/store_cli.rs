@@ -7,6 +7,7 @@ use agentbus_events::stream::{StreamFinishEvent, StreamTextDeltaEvent};
 use agentbus_events::tool::ToolEndEvent;
 use agentbus_events::{DynEvent, EventMeta, PluginInfo};
 use agentbus_store::{EventStore, WriterOptions};
+use agentbus_test_support::{FakeServer, openai};
 use serde_json::Value;
 
 struct TempDir(PathBuf);
@@ -251,58 +252,15 @@ fn bad_stores_and_sessions_are_clear_errors() {
 }
 
 // ---- `agentbus run` → store → `agentbus replay` ------------------------------------------
-// The fake OpenAI-compatible server below is the one of `run_cli.rs`, reduced to what the
-// calculator conversation needs.
 
-fn serve(replies: Vec<Vec<Value>>) -> String {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for chunks in replies {
-            let Ok((mut socket, _)) = listener.accept() else {
-                return;
-            };
-            let mut reader = BufReader::new(socket.try_clone().unwrap());
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0u8; length];
-            let _ = reader.read_exact(&mut body);
-            let mut out = String::from(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
-            );
-            for chunk in chunks {
-                out.push_str(&format!("data: {chunk}\n\n"));
-            }
-            out.push_str("data: [DONE]\n\n");
-            let _ = socket.write_all(out.as_bytes());
-        }
-    });
-    url
+/// Serves `replies` (each the chunks of one streamed answer) in order.
+fn serve(replies: Vec<Vec<Value>>) -> FakeServer {
+    FakeServer::start_blocking(replies.iter().map(|chunks| openai::reply(chunks)).collect())
 }
 
 fn calculator_conversation() -> Vec<Vec<Value>> {
+    use agentbus_test_support::openai::{chunk, usage};
     use serde_json::json;
-    let chunk = |delta: Value, finish: Option<&str>| {
-        json!({"id": "c1", "object": "chat.completion.chunk", "model": "fake-model",
-               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-    };
-    let usage = |p: u64, c: u64| {
-        json!({"id": "c1", "object": "chat.completion.chunk", "model": "fake-model",
-               "choices": [], "usage": {"prompt_tokens": p, "completion_tokens": c,
-               "total_tokens": p + c}})
-    };
     let call = json!({"index": 0, "id": "call_1", "type": "function",
                       "function": {"name": "calculator", "arguments": "{\"expression\": \"17 * 23\"}"}});
     vec![
@@ -324,7 +282,8 @@ fn calculator_conversation() -> Vec<Vec<Value>> {
 #[test]
 fn a_replay_yields_the_same_events_as_the_live_run() {
     let dir = TempDir::new("run");
-    let url = serve(calculator_conversation());
+    let server = serve(calculator_conversation());
+    let url = server.base_url.clone();
     let live = Command::new(env!("CARGO_BIN_EXE_agentbus"))
         .current_dir(&dir.0)
         .env_remove("OPENAI_API_KEY")
@@ -531,48 +490,18 @@ fn a_store_url_is_never_shown_with_its_password() {
 }
 
 /// An OpenAI-compatible server that answers with one chunk and then holds the stream open.
-fn serve_one_chunk_then_hang() -> String {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let Ok((mut socket, _)) = listener.accept() else {
-            return;
-        };
-        let mut reader = BufReader::new(socket.try_clone().unwrap());
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0u8; length];
-        let _ = reader.read_exact(&mut body);
-        let chunk = serde_json::json!({"id": "c1", "object": "chat.completion.chunk",
-            "model": "fake-model",
-            "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"},
-                         "finish_reason": null}]});
-        let _ = socket.write_all(
-            format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: {chunk}\n\n")
-                .as_bytes(),
-        );
-        let _ = socket.flush();
-        std::thread::sleep(std::time::Duration::from_secs(60));
-    });
-    url
+fn serve_one_chunk_then_hang() -> FakeServer {
+    FakeServer::start_blocking(vec![openai::reply_then_stall(&[openai::chunk(
+        serde_json::json!({"role": "assistant", "content": "Hel"}),
+        None,
+    )])])
 }
 
 #[test]
 fn a_session_whose_writer_was_killed_is_reported_cut_short() {
     let dir = TempDir::new("killed");
-    let url = serve_one_chunk_then_hang();
+    let server = serve_one_chunk_then_hang();
+    let url = server.base_url.clone();
     let mut run = Command::new(env!("CARGO_BIN_EXE_agentbus"))
         .current_dir(&dir.0)
         .env_remove("AGENTBUS_STORE")

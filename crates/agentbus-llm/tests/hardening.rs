@@ -15,7 +15,7 @@ use agentbus_llm::{
     Api, ApiKey, ChatModel, ChatRequest, HttpConfig, HttpModel, InstrumentedModel, StreamErrorKind,
     StreamEvent, StreamLimits,
 };
-use common::server::{FakeServer, Framing, Reply};
+use agentbus_test_support::{FakeServer, Framing, Reply, closed_port};
 use common::{assert_one_terminal_last, error_of, fixtures, run, summarize};
 use futures::StreamExt;
 
@@ -298,9 +298,7 @@ async fn passwords_in_the_url_reach_no_log_and_no_error() {
     let events = run(Api::OpenAiChat, config(&url)).await;
     assert_eq!(error_of(&events).status, Some(500));
     // A refused connection: the transport error quotes the URL.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = closed_port();
     let mut refused = config(&format!("http://alice:hunter2@{addr}/v1"));
     refused.retry.max_retries = 1;
     let events = run(Api::OpenAiChat, refused).await;

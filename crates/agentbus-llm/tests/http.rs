@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use agentbus_llm::{Api, ApiKey, HttpConfig, RetryPolicy, StreamErrorKind, StreamEvent};
-use common::server::{FakeServer, Framing, Reply};
+use agentbus_test_support::{FakeServer, Framing, Reply, closed_port};
 use common::{error_of, fixtures, run, summarize};
 use serde_json::json;
 
@@ -409,9 +409,7 @@ async fn keys_are_sent_in_the_provider_header() {
 
 #[tokio::test]
 async fn connection_refused_is_a_network_error() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = closed_port();
     let mut config = HttpConfig::new("test", format!("http://{addr}/v1"), "m");
     config.retry = RetryPolicy {
         max_retries: 1,

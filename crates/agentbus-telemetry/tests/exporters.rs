@@ -1,14 +1,14 @@
 //! The exporters over real HTTP on loopback: the Prometheus endpoint scraped while the bus
-//! runs, and OTLP metrics and spans received by a fake collector written here.
+//! runs, and OTLP metrics and spans received by a fake collector (agentbus-test-support's server).
 
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentbus::EventManager;
 use agentbus_telemetry::{Telemetry, TelemetryConfig};
+use agentbus_test_support::{FakeServer, Reply};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
@@ -107,65 +107,20 @@ async fn metrics_addr_in_use_is_an_error() {
     );
 }
 
-/// A fake OTLP/HTTP collector: records (path, body) of every POST and answers 200.
-async fn fake_collector() -> (SocketAddr, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let store = received.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                return;
-            };
-            let store = store.clone();
-            tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                let mut chunk = [0u8; 8192];
-                loop {
-                    // One request: the head, then Content-Length bytes.
-                    let head_end = loop {
-                        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                        match stream.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
-                    let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-                    let length = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse::<usize>().ok())?
-                        })
-                        .unwrap_or(0);
-                    while buffer.len() < head_end + length {
-                        match stream.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let body = buffer[head_end..head_end + length].to_vec();
-                    buffer.drain(..head_end + length);
-                    store.lock().unwrap().push((path, body));
-                    let reply = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
-                    if stream.write_all(reply).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (addr, received)
+/// A fake OTLP/HTTP collector: records every POST and answers 200, keeping connections
+/// alive.
+async fn fake_collector() -> FakeServer {
+    FakeServer::builder(Vec::new())
+        .otherwise(Reply::body(200, "application/x-protobuf", Vec::new()))
+        .keep_alive()
+        .start()
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_exports_metrics_and_spans_parented_with_the_events_ids() {
-    let (addr, received) = fake_collector().await;
+    let collector = fake_collector().await;
+    let addr = collector.addr;
     let telemetry = Telemetry::start(TelemetryConfig {
         otlp_endpoint: Some(format!("http://{addr}/")),
         otlp_interval: Duration::from_secs(3600),
@@ -184,7 +139,11 @@ async fn otlp_exports_metrics_and_spans_parented_with_the_events_ids() {
     bus.wait(Duration::from_secs(10)).await.unwrap();
     telemetry.shutdown().await.unwrap();
 
-    let received = received.lock().unwrap().clone();
+    let received: Vec<(String, Vec<u8>)> = collector
+        .requests()
+        .into_iter()
+        .map(|r| (r.path().to_owned(), r.raw_body))
+        .collect();
     let mut spans = Vec::new();
     let mut metric_names = Vec::new();
     for (path, body) in &received {

@@ -1,9 +1,7 @@
 //! Helpers shared by the integration tests: the recorded fixtures and their `expected`,
-//! and a fake server.
+//! and a fast loopback config (the fake server is `agentbus_test_support`'s).
 
 #![allow(dead_code)]
-
-pub mod server;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -8,47 +8,7 @@ use agentbus_events::stream::{StreamFinishEvent, StreamTextDeltaEvent};
 use agentbus_events::tool::ToolEndEvent;
 use agentbus_events::{DynEvent, EventMeta, PluginInfo};
 
-/// The PostgreSQL server of the tests (override with `AGENTBUS_TEST_PG_URL`).
-pub fn pg_url() -> String {
-    std::env::var("AGENTBUS_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// Whether the test PostgreSQL server answers. When it does not, PostgreSQL tests are
-/// skipped with a note on stderr — unless `AGENTBUS_REQUIRE_SERVICES=1` (CI sets it), when
-/// this panics instead.
-pub fn postgres_available() -> bool {
-    static AVAILABLE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    let answer = AVAILABLE.get_or_init(|| {
-        let url = pg_url();
-        std::thread::spawn(move || {
-            let mut config: postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
-            config.connect_timeout(std::time::Duration::from_secs(3));
-            config
-                .connect(postgres::NoTls)
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-        .join()
-        .unwrap_or_else(|_| Err("the probe panicked".into()))
-    });
-    match answer {
-        Ok(()) => true,
-        Err(error) => {
-            assert!(
-                std::env::var("AGENTBUS_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "PostgreSQL at {} is required (AGENTBUS_REQUIRE_SERVICES=1) but not reachable: {error}",
-                agentbus_store::mask_url(&pg_url())
-            );
-            eprintln!(
-                "note: skipping the PostgreSQL part of this test: {} not reachable ({error}); \
-                 set AGENTBUS_REQUIRE_SERVICES=1 to make that a failure",
-                agentbus_store::mask_url(&pg_url())
-            );
-            false
-        }
-    }
-}
+pub use agentbus_test_support::services::{pg_url, postgres_available};
 
 /// A store location that is removed when dropped.
 pub struct TestStore {
