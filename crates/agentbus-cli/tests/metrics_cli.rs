@@ -312,7 +312,7 @@ fn run_serves_metrics_while_it_runs_and_prints_the_summary() {
             "fake-model",
         ])
         .args(["--no-store", "--metrics-addr", &addr.to_string()])
-        .args(["--metrics-linger", "10m"])
+        .args(["--metrics-linger", "3m"])
         .arg("What is 17 * 23?")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -354,7 +354,7 @@ fn run_serves_metrics_while_it_runs_and_prints_the_summary() {
     assert!(body.contains("# TYPE gen_ai_client_operation_duration_seconds histogram"));
     assert!(body.contains("# TYPE gen_ai_execute_tool_duration_seconds histogram"));
     release.release();
-    // The run ends, then lingers (at most ten minutes) until /metrics is scraped once
+    // The run ends, then lingers (at most three minutes) until /metrics is scraped once
     // more: that scrape sees the complete run, and the process exits right after it.
     let mut stderr_lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let mut stderr = String::new();
@@ -367,7 +367,7 @@ fn run_serves_metrics_while_it_runs_and_prints_the_summary() {
         }
     }
     assert!(
-        stderr.contains("at most 600s (--metrics-linger)"),
+        stderr.contains("at most 180s (--metrics-linger)"),
         "{stderr}"
     );
     let last = scrape(addr).expect("/metrics is served after the run");
@@ -386,7 +386,7 @@ fn run_serves_metrics_while_it_runs_and_prints_the_summary() {
     let scraped = Instant::now();
     let status = child.wait().unwrap();
     assert!(
-        scraped.elapsed() < Duration::from_secs(120),
+        scraped.elapsed() < Duration::from_secs(90),
         "the run kept lingering after its last scrape"
     );
     for line in stderr_lines {

@@ -78,18 +78,25 @@ impl MetricsServer {
         })
     }
 
-    /// Waits until `/metrics` has been answered once more from now, or `at_most` has
-    /// passed; returns whether it was. A process about to exit calls this so that a
-    /// scraper sees its last figures (the CLI's `--metrics-linger`).
+    /// Waits until `/metrics` has been answered once more after this call, or `at_most`
+    /// has passed; resolves to whether it was. A process about to exit calls this so that a
+    /// scraper sees its last figures (the CLI's `--metrics-linger`). The count is taken
+    /// when this is called, not when the future is first polled: a scrape in between
+    /// counts.
     ///
     /// # Cancel safety
     /// Cancel-safe: it only watches a counter.
-    pub async fn scraped_within(&self, at_most: Duration) -> bool {
+    pub fn scraped_within(
+        &self,
+        at_most: Duration,
+    ) -> impl std::future::Future<Output = bool> + Send + 'static {
         let mut scrapes = self.scrapes.clone();
         scrapes.mark_unchanged();
-        tokio::time::timeout(at_most, scrapes.changed())
-            .await
-            .is_ok_and(|changed| changed.is_ok())
+        async move {
+            tokio::time::timeout(at_most, scrapes.changed())
+                .await
+                .is_ok_and(|changed| changed.is_ok())
+        }
     }
 
     /// The address the server listens on.

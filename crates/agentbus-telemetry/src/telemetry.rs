@@ -151,14 +151,23 @@ impl Telemetry {
         self.server.as_ref().map(MetricsServer::local_addr)
     }
 
-    /// Keeps `/metrics` served until it has been scraped once more, at most `at_most`;
-    /// returns whether it was scraped (`false` at once when no endpoint is served). Call it
-    /// after the work is done and before [`shutdown`](Self::shutdown), so that a scraper
-    /// sees a short run complete.
-    pub async fn linger(&self, at_most: Duration) -> bool {
-        match &self.server {
-            Some(server) => server.scraped_within(at_most).await,
-            None => false,
+    /// Keeps `/metrics` served until it has been scraped once more after this call, at
+    /// most `at_most`; resolves to whether it was scraped (`false` at once when no endpoint
+    /// is served). Call it after the work is done and before [`shutdown`](Self::shutdown),
+    /// so that a scraper sees a short run complete.
+    pub fn linger(
+        &self,
+        at_most: Duration,
+    ) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let scraped = self
+            .server
+            .as_ref()
+            .map(|server| server.scraped_within(at_most));
+        async move {
+            match scraped {
+                Some(scraped) => scraped.await,
+                None => false,
+            }
         }
     }
 

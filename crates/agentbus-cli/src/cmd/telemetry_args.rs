@@ -95,12 +95,14 @@ impl TelemetryArgs {
         if let Some(addr) = telemetry.metrics_addr()
             && !self.metrics_linger.is_zero()
         {
+            // Counting scrapes starts before the line that invites one is printed.
+            let lingering = telemetry.linger(self.metrics_linger);
             eprintln!(
                 "metrics: run finished; serving http://{addr}/metrics until its next scrape, \
                  at most {} (--metrics-linger)",
                 humanize(self.metrics_linger)
             );
-            telemetry.linger(self.metrics_linger).await;
+            lingering.await;
         }
         let summary = telemetry.shutdown().await.context("stopping telemetry")?;
         if self.metrics_json {
