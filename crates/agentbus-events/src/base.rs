@@ -1,11 +1,14 @@
 //! Base events and the shared value types of the Vision Agents catalogue:
 //! [`ExceptionEvent`], [`ConnectionState`] and [`PcmData`].
 
+#[cfg(feature = "schema")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{ErrorInfo, Example, define_event};
+#[cfg(feature = "schema")]
+use crate::Example;
+use crate::{ErrorInfo, define_event};
 
 define_event! {
     /// A handler failed (returned an error or panicked) while handling an event.
@@ -32,7 +35,8 @@ define_event! {
 }
 
 /// The state of a connection to a provider (STT, TTS, realtime).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionState {
     /// Not connected.
@@ -48,6 +52,7 @@ pub enum ConnectionState {
     Error,
 }
 
+#[cfg(feature = "schema")]
 impl Example for ConnectionState {
     fn example() -> Self {
         ConnectionState::Connected
@@ -55,7 +60,8 @@ impl Example for ConnectionState {
 }
 
 /// The sample format audio arrived in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PcmFormat {
     /// Signed 16-bit integers.
@@ -65,6 +71,7 @@ pub enum PcmFormat {
     F32,
 }
 
+#[cfg(feature = "schema")]
 impl Example for PcmFormat {
     fn example() -> Self {
         PcmFormat::S16
@@ -76,7 +83,8 @@ impl Example for PcmFormat {
 /// Samples are kept as floats in `[-1, 1]`, interleaved by channel; `format` records the
 /// format they arrived in (16-bit samples convert exactly). Sinks may leave large audio
 /// out by configuration.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct PcmData {
     /// Samples per second, per channel.
     pub sample_rate: u32,
@@ -118,6 +126,7 @@ impl PcmData {
     }
 }
 
+#[cfg(feature = "schema")]
 impl Example for PcmData {
     fn example() -> Self {
         Self::from_s16(16_000, 1, &[0, 16_384, -16_384, 0])

@@ -8,14 +8,18 @@
 //! Where a payload has `session_id`, `participant` or `created_at`, the base fields
 //! `session_id`, `participant` and `timestamp` carry it.
 
+#[cfg(feature = "schema")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{Example, Participant, define_event};
+#[cfg(feature = "schema")]
+use crate::Example;
+use crate::{Participant, define_event};
 
 /// A call on the video platform: what Vision Agents passes as a live `Call` object,
 /// reduced to the data that identifies it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct CallInfo {
     /// The call's id.
     pub call_id: String,
@@ -46,6 +50,7 @@ impl CallInfo {
     }
 }
 
+#[cfg(feature = "schema")]
 impl Example for CallInfo {
     fn example() -> Self {
         Self {

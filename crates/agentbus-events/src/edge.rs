@@ -2,15 +2,19 @@
 //! call ending, audio arriving (Vision Agents' `vision_agents.core.edge.events`). Only
 //! seed 001 lists these classes; their `type` strings come from Vision Agents' code.
 
+#[cfg(feature = "schema")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "schema")]
+use crate::Example;
 use crate::base::PcmData;
 use crate::call::CallInfo;
-use crate::{Example, define_event};
+use crate::define_event;
 
 /// The kind of media a track carries.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TrackType {
     /// Audio (a microphone).
@@ -22,6 +26,7 @@ pub enum TrackType {
     ScreenShare,
 }
 
+#[cfg(feature = "schema")]
 impl Example for TrackType {
     fn example() -> Self {
         TrackType::Video

@@ -4,15 +4,17 @@
 use std::any::Any;
 use std::fmt::Debug;
 
+#[cfg(feature = "schema")]
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::EventMeta;
 use crate::wire::{self, EncodeError};
-use crate::{EventMeta, Example};
 
 /// The area of an agent an event belongs to. Each domain is one module of this crate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Domain {
     /// Base events of the event system itself (`base.exception`).
@@ -85,17 +87,12 @@ impl std::fmt::Display for Domain {
 /// A typed event: a catalogue type with a fixed `type` string.
 ///
 /// Implemented by [`define_event!`](crate::define_event); you rarely implement it by hand.
+/// Sending, storing and decoding need only serde's traits, `Clone`, `Debug` and
+/// `PartialEq`. With the `schema` feature an event must also describe itself
+/// ([`Described`]: `schemars::JsonSchema` and `Example`), which `define_event!` then
+/// implements; without it, those traits and schemars are not compiled at all.
 pub trait Event:
-    Serialize
-    + DeserializeOwned
-    + JsonSchema
-    + Example
-    + Clone
-    + Debug
-    + PartialEq
-    + Send
-    + Sync
-    + 'static
+    Serialize + DeserializeOwned + Described + Clone + Debug + PartialEq + Send + Sync + 'static
 {
     /// The `type` string on the wire, e.g. `plugin.llm_request_started`.
     const TYPE: &'static str;
@@ -109,6 +106,26 @@ pub trait Event:
     /// The base fields, mutably (the bus stamps `seq` here).
     fn meta_mut(&mut self) -> &mut EventMeta;
 }
+
+/// What an [`Event`] needs beyond sending and decoding: with the `schema` feature, its JSON
+/// Schema and sample values (`schemars::JsonSchema` and `Example`), so every registered
+/// type can be listed with its fields and an example; without the feature, nothing.
+/// Implemented for every type that qualifies; never implement it yourself.
+#[cfg(feature = "schema")]
+pub trait Described: JsonSchema + crate::Example {}
+
+#[cfg(feature = "schema")]
+impl<T: JsonSchema + crate::Example> Described for T {}
+
+/// What an [`Event`] needs beyond sending and decoding: with the `schema` feature, its JSON
+/// Schema and sample values (`schemars::JsonSchema` and `Example`), so every registered
+/// type can be listed with its fields and an example; without the feature, nothing.
+/// Implemented for every type that qualifies; never implement it yourself.
+#[cfg(not(feature = "schema"))]
+pub trait Described {}
+
+#[cfg(not(feature = "schema"))]
+impl<T> Described for T {}
 
 /// An event whose concrete type is not known statically: what wildcard subscribers,
 /// sinks and the decoder work with.

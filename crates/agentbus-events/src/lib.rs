@@ -9,14 +9,26 @@
 //!   [`turn`], [`vlm`], [`video`], [`agent`], [`edge`], [`call`], [`stream`] (the provider
 //!   contract), [`react`] (the agent loop), plus [`base`], [`bus`] and [`plugin`].
 //! - [`wire`] encodes and decodes the wire format; [`Registry`] maps `type` strings to
-//!   decoders; [`schema`] generates the JSON Schema of the format from the types.
+//!   decoders; `schema` (with the `schema` feature) generates the JSON Schema of the
+//!   format from the types.
 //!
 //! This crate depends on serde and nothing asynchronous.
+//!
+//! ## Features
+//!
+//! - `schema` (off by default): the JSON Schema of the wire format (the `schema` module,
+//!   `schemars::JsonSchema` on every type) and sample values (`Example`,
+//!   `EventInfo::example`). `agentbus events` and the tests use it; sending, storing
+//!   and decoding events do not, so a program that only moves events builds without
+//!   schemars and its derive macros. With the feature on, every event must implement
+//!   both ([`Described`]): `define_event!` then derives `JsonSchema` and implements
+//!   `Example`, so every field type of an event declared with it must implement both.
 
 // Lets `define_event!` name this crate the same way inside and outside it.
 extern crate self as agentbus_events;
 
 mod event;
+#[cfg(feature = "schema")]
 mod example;
 mod macros;
 mod meta;
@@ -26,6 +38,7 @@ mod seq;
 mod text_snapshot;
 
 pub mod catalogue;
+#[cfg(feature = "schema")]
 pub mod schema;
 pub mod wire;
 
@@ -47,7 +60,8 @@ pub mod vad;
 pub mod video;
 pub mod vlm;
 
-pub use event::{Domain, DynEvent, Event};
+pub use event::{Described, Domain, DynEvent, Event};
+#[cfg(feature = "schema")]
 pub use example::Example;
 pub use meta::{ErrorInfo, EventMeta, Participant, PluginInfo};
 pub use outgoing::Outgoing;
@@ -55,6 +69,7 @@ pub use registry::{EventInfo, Registry, RegistryError};
 pub use seq::Seq;
 pub use wire::{DecodeError, EncodeError, SCHEMA_VERSION};
 
+#[cfg(feature = "schema")]
 #[doc(hidden)]
 pub use schemars as __schemars;
 #[doc(hidden)]

@@ -1,7 +1,7 @@
 //! [`define_event!`](crate::define_event): how every catalogue type is declared.
 
-/// Declares an event type: the struct with the base fields, its [`Event`](crate::Event)
-/// and [`Example`](crate::Example) implementations.
+/// Declares an event type: the struct with the base fields and its [`Event`](crate::Event)
+/// implementation; with the `schema` feature also `schemars::JsonSchema` and `Example`.
 ///
 /// ```
 /// use agentbus_events::define_event;
@@ -24,8 +24,9 @@
 ///
 /// `base = event` gives the base fields ([`EventMeta`](crate::EventMeta), flattened into
 /// `meta`); `base = plugin` adds the plugin fields ([`PluginInfo`](crate::PluginInfo),
-/// flattened into `plugin`). Every field type must implement `Default`, `Example`,
-/// serde's traits and `JsonSchema`.
+/// flattened into `plugin`). Every field type must implement `Default`, `Clone`, `Debug`,
+/// `PartialEq` and serde's traits; with the `schema` feature (which any crate in the build
+/// may turn on) also `schemars::JsonSchema` and `Example`.
 #[macro_export]
 macro_rules! define_event {
     (
@@ -38,17 +39,18 @@ macro_rules! define_event {
             ),* $(,)?
         }
     ) => {
+        $crate::__event_struct! {
         $(#[doc = $doc])*
         #[doc = ""]
         #[doc = concat!("Wire `type`: `", $ty, "`.")]
-        #[derive(Clone, Debug, Default, PartialEq, $crate::__serde::Serialize, $crate::__serde::Deserialize, $crate::__schemars::JsonSchema)]
+        #[derive(Clone, Debug, Default, PartialEq, $crate::__serde::Serialize, $crate::__serde::Deserialize)]
         #[serde(crate = "agentbus_events::__serde")]
-        #[schemars(crate = "agentbus_events::__schemars")]
         pub struct $name {
             /// The base fields every event carries.
             #[serde(flatten)]
             pub meta: $crate::EventMeta,
             $( $(#[$fattr])* pub $field: $fty, )*
+        }
         }
 
         impl $crate::Event for $name {
@@ -63,6 +65,7 @@ macro_rules! define_event {
             }
         }
 
+        $crate::__if_schema! {
         impl $crate::Example for $name {
             fn example() -> Self {
                 Self {
@@ -77,6 +80,7 @@ macro_rules! define_event {
                 }
             }
         }
+        }
     };
     (
         $(#[doc = $doc:literal])*
@@ -88,12 +92,12 @@ macro_rules! define_event {
             ),* $(,)?
         }
     ) => {
+        $crate::__event_struct! {
         $(#[doc = $doc])*
         #[doc = ""]
         #[doc = concat!("Wire `type`: `", $ty, "`. A plugin event: carries `plugin_name` and `plugin_version`.")]
-        #[derive(Clone, Debug, Default, PartialEq, $crate::__serde::Serialize, $crate::__serde::Deserialize, $crate::__schemars::JsonSchema)]
+        #[derive(Clone, Debug, Default, PartialEq, $crate::__serde::Serialize, $crate::__serde::Deserialize)]
         #[serde(crate = "agentbus_events::__serde")]
-        #[schemars(crate = "agentbus_events::__schemars")]
         pub struct $name {
             /// The base fields every event carries.
             #[serde(flatten)]
@@ -102,6 +106,7 @@ macro_rules! define_event {
             #[serde(flatten)]
             pub plugin: $crate::PluginInfo,
             $( $(#[$fattr])* pub $field: $fty, )*
+        }
         }
 
         impl $crate::Event for $name {
@@ -116,6 +121,7 @@ macro_rules! define_event {
             }
         }
 
+        $crate::__if_schema! {
         impl $crate::Example for $name {
             fn example() -> Self {
                 Self {
@@ -132,5 +138,48 @@ macro_rules! define_event {
                 }
             }
         }
+        }
     };
+}
+
+/// Emits the struct it is given, deriving `schemars::JsonSchema` for it when this crate has
+/// the `schema` feature (decided when agentbus-events is compiled, not in the calling crate).
+#[cfg(feature = "schema")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __event_struct {
+    ($($item:tt)*) => {
+        #[derive($crate::__schemars::JsonSchema)]
+        #[schemars(crate = "agentbus_events::__schemars")]
+        $($item)*
+    };
+}
+
+/// Emits the struct it is given, deriving `schemars::JsonSchema` for it when this crate has
+/// the `schema` feature (decided when agentbus-events is compiled, not in the calling crate).
+#[cfg(not(feature = "schema"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __event_struct {
+    ($($item:tt)*) => {
+        $($item)*
+    };
+}
+
+/// Emits the items it is given only when this crate has the `schema` feature.
+#[cfg(feature = "schema")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_schema {
+    ($($item:tt)*) => {
+        $($item)*
+    };
+}
+
+/// Emits the items it is given only when this crate has the `schema` feature.
+#[cfg(not(feature = "schema"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_schema {
+    ($($item:tt)*) => {};
 }

@@ -1,17 +1,21 @@
 //! The fields every event shares: identity, time, session, and who it concerns.
 
 use chrono::{DateTime, Utc};
+#[cfg(feature = "schema")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Example, Seq};
+use crate::Seq;
+#[cfg(feature = "schema")]
+use crate::Example;
 
 /// The base fields of every event (Vision Agents' `BaseEvent`), plus the bus
 /// sequence number.
 ///
 /// On the wire these fields sit flat beside the event's own fields.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct EventMeta {
     /// Unique id of this event instance (a random UUID).
     pub event_id: Uuid,
@@ -63,6 +67,7 @@ impl Default for EventMeta {
     }
 }
 
+#[cfg(feature = "schema")]
 impl Example for EventMeta {
     fn example() -> Self {
         Self {
@@ -88,7 +93,8 @@ impl Example for EventMeta {
 }
 
 /// The fields plugin events add (Vision Agents' `PluginBaseEvent`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct PluginInfo {
     /// Name of the plugin that emitted the event (e.g. `openai`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,6 +114,7 @@ impl PluginInfo {
     }
 }
 
+#[cfg(feature = "schema")]
 impl Example for PluginInfo {
     fn example() -> Self {
         Self {
@@ -124,7 +131,8 @@ impl Example for PluginInfo {
 ///
 /// Vision Agents passes its video platform's live participant object; agentbus keeps the
 /// data that identifies it and leaves the rest in `custom`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct Participant {
     /// The participant's user id.
     pub user_id: String,
@@ -139,6 +147,7 @@ pub struct Participant {
     pub custom: Option<serde_json::Value>,
 }
 
+#[cfg(feature = "schema")]
 impl Example for Participant {
     fn example() -> Self {
         Self {
@@ -157,7 +166,8 @@ impl Example for Participant {
 }
 
 /// An error carried inside an event: data, never a live exception object.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct ErrorInfo {
     /// Human-readable message.
     pub message: String,
@@ -196,6 +206,7 @@ impl std::fmt::Display for ErrorInfo {
     }
 }
 
+#[cfg(feature = "schema")]
 impl Example for ErrorInfo {
     fn example() -> Self {
         Self::new("rate_limit", "too many requests").with_code("429")

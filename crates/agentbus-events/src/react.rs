@@ -14,10 +14,13 @@
 //! [`LLMChunkArriveEvent`] carries the delta and the accumulated *length*, not the
 //! accumulated text; messages are JSON values.
 
+#[cfg(feature = "schema")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorInfo, Event, EventMeta, Example, define_event};
+#[cfg(feature = "schema")]
+use crate::Example;
+use crate::{ErrorInfo, Event, EventMeta, define_event};
 
 /// Which agent call produced an event: how events of a main agent and of its forks
 /// (sub-agents) are told apart and routed (SimpleLLMFunc's `EventOrigin`).
@@ -26,7 +29,8 @@ use crate::{ErrorInfo, Event, EventMeta, Example, define_event};
 /// the agent is interrupted, and every event of one response carries the same epoch, so a
 /// consumer can drop stale output (as the `epoch` fields of TTS and realtime audio events
 /// intend).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct EventOrigin {
     /// The session (conversation) the agent call belongs to.
     pub session_id: String,
@@ -76,6 +80,7 @@ impl EventOrigin {
     }
 }
 
+#[cfg(feature = "schema")]
 impl Example for EventOrigin {
     fn example() -> Self {
         Self {
@@ -108,7 +113,8 @@ impl Example for EventOrigin {
 ///
 /// `cached_tokens` and `cache_creation_tokens` are parts of `input_tokens` (providers
 /// count them inside the prompt already): shown for visibility, never added to a total.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct TokenUsage {
     /// Prompt tokens.
     pub input_tokens: u64,
@@ -143,6 +149,7 @@ impl TokenUsage {
     }
 }
 
+#[cfg(feature = "schema")]
 impl Example for TokenUsage {
     fn example() -> Self {
         Self {
@@ -156,7 +163,8 @@ impl Example for TokenUsage {
 }
 
 /// One tool call the model asked for.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct ToolCallInfo {
     /// The provider's id of the call (what the tool result answers).
     pub id: String,
@@ -171,6 +179,7 @@ pub struct ToolCallInfo {
     pub arguments_raw: Option<String>,
 }
 
+#[cfg(feature = "schema")]
 impl Example for ToolCallInfo {
     fn example() -> Self {
         Self {
@@ -190,7 +199,8 @@ impl Example for ToolCallInfo {
 }
 
 /// The outcome of one tool call in a batch.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct ToolCallResult {
     /// The tool call id.
     pub tool_call_id: String,
@@ -207,6 +217,7 @@ pub struct ToolCallResult {
     pub execution_time_ms: f64,
 }
 
+#[cfg(feature = "schema")]
 impl Example for ToolCallResult {
     fn example() -> Self {
         Self {
@@ -232,7 +243,8 @@ impl Example for ToolCallResult {
 }
 
 /// Which stream a chunk of model output belongs to.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChunkChannel {
     /// Answer text.
@@ -242,6 +254,7 @@ pub enum ChunkChannel {
     Reasoning,
 }
 
+#[cfg(feature = "schema")]
 impl Example for ChunkChannel {
     fn example() -> Self {
         ChunkChannel::Reasoning
@@ -252,7 +265,8 @@ impl Example for ChunkChannel {
 }
 
 /// Why a run stopped without a final answer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AbortReason {
     /// The caller's cancellation token was cancelled.
@@ -284,6 +298,7 @@ impl std::fmt::Display for AbortReason {
     }
 }
 
+#[cfg(feature = "schema")]
 impl Example for AbortReason {
     fn example() -> Self {
         AbortReason::MaxIterations

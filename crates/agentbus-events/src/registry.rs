@@ -4,6 +4,7 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 
+#[cfg(feature = "schema")]
 use schemars::{Schema, SchemaGenerator};
 use thiserror::Error;
 
@@ -21,8 +22,11 @@ pub struct EventInfo {
     pub domain: Domain,
     type_id: fn() -> TypeId,
     decode: fn(&str) -> Result<Box<dyn DynEvent>, DecodeError>,
+    #[cfg(feature = "schema")]
     schema: fn(&mut SchemaGenerator) -> Schema,
+    #[cfg(feature = "schema")]
     example: fn() -> Box<dyn DynEvent>,
+    #[cfg(feature = "schema")]
     minimal: fn() -> Box<dyn DynEvent>,
 }
 
@@ -35,8 +39,11 @@ impl EventInfo {
             domain: E::DOMAIN,
             type_id: TypeId::of::<E>,
             decode: |text| wire::decode_body::<E>(text).map(|e| Box::new(e) as Box<dyn DynEvent>),
+            #[cfg(feature = "schema")]
             schema: |generator| E::json_schema(generator),
+            #[cfg(feature = "schema")]
             example: || Box::new(E::example()),
+            #[cfg(feature = "schema")]
             minimal: || Box::new(E::minimal()),
         }
     }
@@ -47,16 +54,19 @@ impl EventInfo {
     }
 
     /// An instance with every field filled.
+    #[cfg(feature = "schema")]
     pub fn example(&self) -> Box<dyn DynEvent> {
         (self.example)()
     }
 
     /// An instance with only the required fields filled.
+    #[cfg(feature = "schema")]
     pub fn minimal(&self) -> Box<dyn DynEvent> {
         (self.minimal)()
     }
 
     /// The JSON Schema of the event's fields (without the `type` tag), generated from the type.
+    #[cfg(feature = "schema")]
     pub fn json_schema(&self, generator: &mut SchemaGenerator) -> Schema {
         (self.schema)(generator)
     }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::num::NonZeroU64;
 
+#[cfg(feature = "schema")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -21,9 +22,8 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(serde_json::to_string(&seq).unwrap(), "42");
 /// assert!(Seq::new(0).is_none());
 /// ```
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(transparent)]
 pub struct Seq(NonZeroU64);
 

@@ -21,18 +21,22 @@
 //! event with a namespaced `type` (`stream.text_delta`, ..., `stream.error`) carrying the
 //! base fields and the `request_id` of the LLM call: see [`StreamEvent::to_bus_event`].
 
+#[cfg(feature = "schema")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "schema")]
+use crate::Example;
 pub use crate::text_snapshot::TextSnapshot;
-use crate::{DynEvent, EventMeta, Example, define_event};
+use crate::{DynEvent, EventMeta, define_event};
 
 // ---------------------------------------------------------------------------------------
 // Payloads
 // ---------------------------------------------------------------------------------------
 
 /// A chunk of assistant text.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct TextDelta {
     /// This chunk's text.
     pub content: String,
@@ -42,14 +46,16 @@ pub struct TextDelta {
 }
 
 /// Text generation is complete: the whole text of the response.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct TextEnd {
     /// The full text (equal to the last [`TextDelta::snapshot`]).
     pub full_text: String,
 }
 
 /// The model requests one tool call, complete.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct ToolCall {
     /// The provider's id of the call (OpenAI `call_...`, Anthropic `toolu_...`, the
     /// Responses API `call_id`); tool results refer to it.
@@ -66,7 +72,8 @@ pub struct ToolCall {
 }
 
 /// A fragment of a tool call as it streams: its arguments arrive piece by piece.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct ToolCallDelta {
     /// Which call of the response this fragment belongs to: the provider's index
     /// (OpenAI `tool_calls[].index`, Anthropic content-block index, Responses
@@ -83,7 +90,8 @@ pub struct ToolCallDelta {
 }
 
 /// The result of executing a tool call (produced by the agent loop, not by providers).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct ToolResult {
     /// The [`ToolCall::tool_use_id`] this answers.
     pub tool_use_id: String,
@@ -94,7 +102,8 @@ pub struct ToolResult {
 }
 
 /// A chunk of reasoning (thinking) text.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct ReasoningDelta {
     /// This chunk's reasoning text.
     pub content: String,
@@ -110,7 +119,8 @@ pub struct ReasoningDelta {
 /// `cached_tokens` and `cache_creation_tokens` are reported as the provider counts them:
 /// OpenAI's `input_tokens` include cached tokens, Anthropic's do not include cache reads.
 /// Never add them to a total blindly.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct Finish {
     /// Why generation stopped, as the provider names it (`stop`, `length`, `tool_calls`,
     /// `end_turn`, `max_tokens`, `tool_use`, `completed`, `incomplete`, ...).
@@ -144,7 +154,8 @@ pub struct Finish {
 }
 
 /// What kind of failure ended a stream.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StreamErrorKind {
     /// HTTP 429 or a provider rate-limit error.
@@ -202,6 +213,7 @@ impl std::fmt::Display for StreamErrorKind {
     }
 }
 
+#[cfg(feature = "schema")]
 impl Example for StreamErrorKind {
     fn example() -> Self {
         StreamErrorKind::RateLimit
@@ -209,7 +221,8 @@ impl Example for StreamErrorKind {
 }
 
 /// The stream failed. Terminal: nothing follows it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct StreamError {
     /// What kind of failure.
     pub kind: StreamErrorKind,
@@ -288,7 +301,8 @@ impl std::error::Error for StreamError {}
 ///
 /// Serialised with the seed's short literal as `type` (`{"type":"text_delta",...}`).
 /// See the [module documentation](self) for the ordering contract.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamEvent {
     /// A chunk of text (`text_delta`).

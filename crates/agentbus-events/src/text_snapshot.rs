@@ -1,9 +1,7 @@
 //! [`TextSnapshot`]: the text of a streamed response so far, shared instead of copied.
 
-use std::borrow::Cow;
 use std::sync::{Arc, RwLock};
 
-use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// All text of a response so far.
@@ -135,17 +133,18 @@ impl<'de> Deserialize<'de> for TextSnapshot {
     }
 }
 
-impl JsonSchema for TextSnapshot {
-    fn schema_name() -> Cow<'static, str> {
-        String::schema_name()
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for TextSnapshot {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        <String as schemars::JsonSchema>::schema_name()
     }
 
     fn inline_schema() -> bool {
         true
     }
 
-    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        String::json_schema(generator)
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        <String as schemars::JsonSchema>::json_schema(generator)
     }
 }
 
