@@ -15,7 +15,7 @@ use agentbus_events::react::{
 };
 use agentbus_events::tool::ToolEndEvent;
 use agentbus_events::turn::TurnEndedEvent;
-use agentbus_events::{DynEvent, ErrorInfo, EventMeta, PluginInfo};
+use agentbus_events::{DynEvent, ErrorFields, ErrorInfo, EventMeta, PluginInfo};
 use agentbus_store::{EventStore, SinkOptions, StoreSink, WriterOptions};
 use agentbus_telemetry::{MetricsCollector, MetricsSummary};
 use agentbus_test_support::openai::{chunk, reply, usage};
@@ -118,7 +118,7 @@ fn session_events(session: &str, span: f64) -> Vec<Box<dyn DynEvent>> {
         Box::new(LLMErrorEvent {
             meta: at(0.8),
             plugin: openai(),
-            error: Some(ErrorInfo::new("timeout", "no answer")),
+            failure: ErrorFields::new(ErrorInfo::new("timeout", "no answer")),
             request_id: Some("r-2".into()),
             ..Default::default()
         }),

@@ -63,7 +63,7 @@ pub mod vlm;
 pub use event::{Described, Domain, DynEvent, Event};
 #[cfg(feature = "schema")]
 pub use example::Example;
-pub use meta::{ErrorInfo, EventMeta, Participant, PluginInfo};
+pub use meta::{ErrorFields, ErrorInfo, EventMeta, Participant, PluginInfo};
 pub use outgoing::Outgoing;
 pub use registry::{EventInfo, Registry, RegistryError};
 pub use seq::Seq;

@@ -1,23 +1,12 @@
 //! Non-realtime LLM events: a request starting, streamed chunks, the completed and final
 //! response, and errors (Vision Agents' `vision_agents.core.llm.events`).
 
-use crate::{ErrorInfo, define_event};
+use crate::{ErrorFields, define_event};
 
 /// The serde default of the seeds' `bool = True` fields (`is_recoverable`, `success`,
 /// `was_clean`, ...): a producer that leaves the field out means `true`.
 pub(crate) fn default_true() -> bool {
     true
-}
-
-/// The human-readable message of an error event: the error's own message, else its code,
-/// else `"Unknown error"` (what Vision Agents' `error_message` property returns when the
-/// event carries no exception).
-pub(crate) fn error_message(error: Option<&ErrorInfo>, error_code: Option<&str>) -> String {
-    match (error, error_code) {
-        (Some(error), _) => error.message.clone(),
-        (None, Some(code)) => format!("error code {code}"),
-        (None, None) => "Unknown error".to_owned(),
-    }
 }
 
 define_event! {
@@ -125,19 +114,13 @@ define_event! {
 define_event! {
     /// A non-realtime LLM call failed.
     ///
-    /// The exception of the seed is carried as data ([`ErrorInfo`]); the seed's
+    /// The exception of the seed is carried as data ([`ErrorFields`]); the seed's
     /// `error_message` property is [`LLMErrorEvent::error_message`].
     #[event(type = "plugin.llm_error", domain = Llm, base = plugin)]
     pub struct LLMErrorEvent {
-        /// The error that occurred.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub error: Option<ErrorInfo>,
-        /// The provider's error code.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub error_code: Option<String>,
-        /// Where the error happened.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub context: Option<String>,
+        /// The error, its code and where it happened.
+        #[serde(flatten)]
+        pub failure: ErrorFields,
         /// The request the error belongs to.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub request_id: Option<String>,
@@ -151,7 +134,7 @@ define_event! {
 impl LLMErrorEvent {
     /// A human-readable message for the error (`"Unknown error"` when none is carried).
     pub fn error_message(&self) -> String {
-        error_message(self.error.as_ref(), self.error_code.as_deref())
+        self.failure.error_message()
     }
 }
 

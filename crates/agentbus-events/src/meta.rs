@@ -6,9 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::Seq;
 #[cfg(feature = "schema")]
 use crate::Example;
+use crate::Seq;
 
 /// The base fields of every event (Vision Agents' `BaseEvent`), plus the bus
 /// sequence number.
@@ -213,5 +213,59 @@ impl Example for ErrorInfo {
     }
     fn minimal() -> Self {
         Self::new("rate_limit", "too many requests")
+    }
+}
+
+/// The error fields the provider error events share (`plugin.llm_error`,
+/// `plugin.realtime_error`, `plugin.stt_error`, `plugin.tts_error`, `plugin.vad_error`,
+/// `plugin.vlm_error`, `plugin.qwen.llm_error`), flattened into each: on the wire they
+/// sit beside the event's other fields as `error`, `error_code` and `context`, each left
+/// out when absent, as before they were shared.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct ErrorFields {
+    /// The error that occurred.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+    /// The provider's error code, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// Where the error happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+}
+
+impl ErrorFields {
+    /// Fields carrying `error`, with no code and no context.
+    pub fn new(error: ErrorInfo) -> Self {
+        Self {
+            error: Some(error),
+            ..Self::default()
+        }
+    }
+
+    /// A human-readable message: the error's own message, else its code, else
+    /// `"Unknown error"` (what Vision Agents' `error_message` property returns when the
+    /// event carries no exception).
+    pub fn error_message(&self) -> String {
+        match (&self.error, &self.error_code) {
+            (Some(error), _) => error.message.clone(),
+            (None, Some(code)) => format!("error code {code}"),
+            (None, None) => "Unknown error".to_owned(),
+        }
+    }
+}
+
+#[cfg(feature = "schema")]
+impl Example for ErrorFields {
+    fn example() -> Self {
+        Self {
+            error: Example::example(),
+            error_code: Example::example(),
+            context: Example::example(),
+        }
+    }
+    fn minimal() -> Self {
+        Self::default()
     }
 }

@@ -1,8 +1,7 @@
 //! Provider-specific plugin events: raw streaming chunks of the OpenAI and xAI plugins,
 //! and the Qwen plugin's errors.
 
-use crate::llm::error_message;
-use crate::{ErrorInfo, define_event};
+use crate::{ErrorFields, define_event};
 
 define_event! {
     /// The OpenAI plugin received a streaming chunk; the chunk is kept as the provider
@@ -28,26 +27,20 @@ define_event! {
     /// The Qwen LLM plugin hit an error.
     ///
     /// The seed gives no `type` string; it follows the other plugins' pattern
-    /// (`plugin.<provider>.<event>`). The exception is carried as data ([`ErrorInfo`]);
+    /// (`plugin.<provider>.<event>`). The exception is carried as data ([`ErrorFields`]);
     /// a human-readable message is [`QwenLLMErrorEvent::error_message`].
     #[event(type = "plugin.qwen.llm_error", domain = Plugin, base = plugin)]
     pub struct QwenLLMErrorEvent {
-        /// The error that occurred.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub error: Option<ErrorInfo>,
-        /// The error code, when there is one.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub error_code: Option<String>,
-        /// Where the error happened.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub context: Option<String>,
+        /// The error, its code and where it happened.
+        #[serde(flatten)]
+        pub failure: ErrorFields,
     }
 }
 
 impl QwenLLMErrorEvent {
     /// A human-readable message for the error (`"Unknown error"` when none is carried).
     pub fn error_message(&self) -> String {
-        error_message(self.error.as_ref(), self.error_code.as_deref())
+        self.failure.error_message()
     }
 }
 

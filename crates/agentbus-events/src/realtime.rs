@@ -2,8 +2,7 @@
 //! responses, conversation items, transcriptions and errors.
 
 use crate::base::PcmData;
-use crate::llm::error_message;
-use crate::{ErrorInfo, define_event};
+use crate::{ErrorFields, define_event};
 
 define_event! {
     /// A realtime LLM session has connected.
@@ -140,19 +139,13 @@ define_event! {
 define_event! {
     /// The realtime session reported an error.
     ///
-    /// The exception is carried as data ([`ErrorInfo`]); the seed's `error_message`
+    /// The exception is carried as data ([`ErrorFields`]); the seed's `error_message`
     /// property is [`RealtimeErrorEvent::error_message`].
     #[event(type = "plugin.realtime_error", domain = Realtime, base = plugin)]
     pub struct RealtimeErrorEvent {
-        /// The error that occurred.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub error: Option<ErrorInfo>,
-        /// The provider's error code.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub error_code: Option<String>,
-        /// Where the error happened.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub context: Option<String>,
+        /// The error, its code and where it happened.
+        #[serde(flatten)]
+        pub failure: ErrorFields,
         /// Whether the session can carry on (true when absent on the wire, as in the seed;
         /// `Default::default()` gives `false`).
         #[serde(default = "crate::llm::default_true")]
@@ -163,7 +156,7 @@ define_event! {
 impl RealtimeErrorEvent {
     /// A human-readable message for the error (`"Unknown error"` when none is carried).
     pub fn error_message(&self) -> String {
-        error_message(self.error.as_ref(), self.error_code.as_deref())
+        self.failure.error_message()
     }
 }
 

@@ -2,8 +2,7 @@
 //! (Vision Agents' `vision_agents.core.stt.events`).
 
 use crate::base::ConnectionState;
-use crate::llm::error_message;
-use crate::{ErrorInfo, define_event};
+use crate::{ErrorFields, define_event};
 
 define_event! {
     /// A final transcript of a stretch of speech is available.
@@ -51,19 +50,13 @@ define_event! {
     /// Speech-to-text failed.
     ///
     /// Union of the seeds: 002 adds `retry_count` and `is_recoverable` to 001's fields.
-    /// The exception is carried as data ([`ErrorInfo`]); the seed's `error_message`
+    /// The exception is carried as data ([`ErrorFields`]); the seed's `error_message`
     /// property is [`STTErrorEvent::error_message`].
     #[event(type = "plugin.stt_error", domain = Stt, base = plugin)]
     pub struct STTErrorEvent {
-        /// The error that occurred.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub error: Option<ErrorInfo>,
-        /// The provider's error code.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub error_code: Option<String>,
-        /// Where the error happened.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub context: Option<String>,
+        /// The error, its code and where it happened.
+        #[serde(flatten)]
+        pub failure: ErrorFields,
         /// How many times the operation was retried.
         #[serde(default)]
         pub retry_count: u32,
@@ -77,7 +70,7 @@ define_event! {
 impl STTErrorEvent {
     /// A human-readable message for the error (`"Unknown error"` when none is carried).
     pub fn error_message(&self) -> String {
-        error_message(self.error.as_ref(), self.error_code.as_deref())
+        self.failure.error_message()
     }
 }
 

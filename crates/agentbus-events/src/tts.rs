@@ -2,8 +2,7 @@
 //! and errors (Vision Agents' `vision_agents.core.tts.events`).
 
 use crate::base::{ConnectionState, PcmData};
-use crate::llm::error_message;
-use crate::{ErrorInfo, define_event};
+use crate::{ErrorFields, define_event};
 
 define_event! {
     /// A chunk of synthesised audio is ready.
@@ -84,19 +83,13 @@ define_event! {
     /// Speech synthesis failed.
     ///
     /// Union of the seeds: 002 adds `text_source`, `synthesis_id` and `is_recoverable`
-    /// to 001's fields. The exception is carried as data ([`ErrorInfo`]); the seed's
+    /// to 001's fields. The exception is carried as data ([`ErrorFields`]); the seed's
     /// `error_message` property is [`TTSErrorEvent::error_message`].
     #[event(type = "plugin.tts_error", domain = Tts, base = plugin)]
     pub struct TTSErrorEvent {
-        /// The error that occurred.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub error: Option<ErrorInfo>,
-        /// The provider's error code.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub error_code: Option<String>,
-        /// Where the error happened.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub context: Option<String>,
+        /// The error, its code and where it happened.
+        #[serde(flatten)]
+        pub failure: ErrorFields,
         /// The text being synthesised.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub text_source: Option<String>,
@@ -113,7 +106,7 @@ define_event! {
 impl TTSErrorEvent {
     /// A human-readable message for the error (`"Unknown error"` when none is carried).
     pub fn error_message(&self) -> String {
-        error_message(self.error.as_ref(), self.error_code.as_deref())
+        self.failure.error_message()
     }
 }
 

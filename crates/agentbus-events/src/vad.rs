@@ -3,8 +3,7 @@
 //! The seed gives these classes but no `type` strings; they follow their siblings'
 //! pattern (`plugin.vad_speech_start`, ...), as `catalogue.md` settles.
 
-use crate::llm::error_message;
-use crate::{ErrorInfo, define_event};
+use crate::{ErrorFields, define_event};
 
 define_event! {
     /// Voice activity detection heard speech begin.
@@ -29,26 +28,20 @@ define_event! {
 define_event! {
     /// Voice activity detection failed.
     ///
-    /// The exception is carried as data ([`ErrorInfo`]); a human-readable message is
+    /// The exception is carried as data ([`ErrorFields`]); a human-readable message is
     /// [`VADErrorEvent::error_message`].
     #[event(type = "plugin.vad_error", domain = Vad, base = plugin)]
     pub struct VADErrorEvent {
-        /// The error that occurred.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub error: Option<ErrorInfo>,
-        /// The error code, when there is one.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub error_code: Option<String>,
-        /// Where the error happened.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub context: Option<String>,
+        /// The error, its code and where it happened.
+        #[serde(flatten)]
+        pub failure: ErrorFields,
     }
 }
 
 impl VADErrorEvent {
     /// A human-readable message for the error (`"Unknown error"` when none is carried).
     pub fn error_message(&self) -> String {
-        error_message(self.error.as_ref(), self.error_code.as_deref())
+        self.failure.error_message()
     }
 }
 

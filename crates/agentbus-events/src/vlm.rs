@@ -1,7 +1,6 @@
 //! Vision-language model (VLM) inference events.
 
-use crate::llm::error_message;
-use crate::{ErrorInfo, define_event};
+use crate::{ErrorFields, define_event};
 
 define_event! {
     /// A vision-language model inference over video frames has started.
@@ -56,19 +55,13 @@ define_event! {
 define_event! {
     /// A vision-language model inference failed.
     ///
-    /// The exception is carried as data ([`ErrorInfo`]); a human-readable message is
+    /// The exception is carried as data ([`ErrorFields`]); a human-readable message is
     /// [`VLMErrorEvent::error_message`].
     #[event(type = "plugin.vlm_error", domain = Vlm, base = plugin)]
     pub struct VLMErrorEvent {
-        /// The error that occurred.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub error: Option<ErrorInfo>,
-        /// The error code, when there is one.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub error_code: Option<String>,
-        /// Where the error happened.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub context: Option<String>,
+        /// The error, its code and where it happened.
+        #[serde(flatten)]
+        pub failure: ErrorFields,
         /// The inference that failed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub inference_id: Option<String>,
@@ -82,7 +75,7 @@ define_event! {
 impl VLMErrorEvent {
     /// A human-readable message for the error (`"Unknown error"` when none is carried).
     pub fn error_message(&self) -> String {
-        error_message(self.error.as_ref(), self.error_code.as_deref())
+        self.failure.error_message()
     }
 }
 

@@ -235,9 +235,9 @@ pub(crate) fn decode_body<E: Event>(text: &str) -> Result<E, DecodeError> {
         } else {
             strip_position(&inner.to_string())
         };
-        // Errors inside the flattened base fields carry no path: find the field there.
+        // Errors inside the flattened structs carry no path: find the field there.
         let (path, message) = if at_root {
-            locate_base_field(text).unwrap_or((path, message))
+            locate_base_field(text, has_error_fields::<E>()).unwrap_or((path, message))
         } else {
             (path, message)
         };
@@ -262,10 +262,13 @@ pub(crate) fn decode_body<E: Event>(text: &str) -> Result<E, DecodeError> {
 }
 
 /// serde reports an error inside a `#[serde(flatten)]`ed struct (the base fields
-/// [`EventMeta`](crate::EventMeta) and [`PluginInfo`](crate::PluginInfo)) without a path.
+/// [`EventMeta`](crate::EventMeta) and [`PluginInfo`](crate::PluginInfo), and the error
+/// events' [`ErrorFields`](crate::ErrorFields)) without a path.
 /// Decoding those structs on their own finds where it is: `(path, message)`, or `None`
 /// when neither fails below the top level.
-fn locate_base_field(text: &str) -> Option<(String, String)> {
+/// `error_fields`: whether the event flattens [`ErrorFields`](crate::ErrorFields) (probing
+/// it on another event could blame that event's own `error` field).
+fn locate_base_field(text: &str, error_fields: bool) -> Option<(String, String)> {
     fn probe<T: serde::de::DeserializeOwned>(text: &str) -> Option<(String, String)> {
         let mut de = serde_json::Deserializer::from_str(text);
         let error = serde_path_to_error::deserialize::<_, T>(&mut de).err()?;
@@ -275,7 +278,30 @@ fn locate_base_field(text: &str) -> Option<(String, String)> {
         }
         Some((path, strip_position(&error.into_inner().to_string())))
     }
-    probe::<crate::EventMeta>(text).or_else(|| probe::<crate::PluginInfo>(text))
+    probe::<crate::EventMeta>(text)
+        .or_else(|| probe::<crate::PluginInfo>(text))
+        .or_else(|| {
+            error_fields
+                .then(|| probe::<crate::ErrorFields>(text))
+                .flatten()
+        })
+}
+
+/// Whether `E` is one of the provider error events, which flatten
+/// [`ErrorFields`](crate::ErrorFields). (The wire-error tests fail for an error event
+/// missing here: its `error_code` or `context` errors would not be named.)
+fn has_error_fields<E: 'static>() -> bool {
+    use std::any::TypeId;
+    [
+        TypeId::of::<crate::llm::LLMErrorEvent>(),
+        TypeId::of::<crate::realtime::RealtimeErrorEvent>(),
+        TypeId::of::<crate::stt::STTErrorEvent>(),
+        TypeId::of::<crate::tts::TTSErrorEvent>(),
+        TypeId::of::<crate::vad::VADErrorEvent>(),
+        TypeId::of::<crate::vlm::VLMErrorEvent>(),
+        TypeId::of::<crate::plugin::QwenLLMErrorEvent>(),
+    ]
+    .contains(&TypeId::of::<E>())
 }
 
 /// serde_json appends " at line L column C" to data errors; the field path says more.

@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use agentbus_events::{Domain, DynEvent, ErrorInfo, Event, Registry, catalogue, schema};
+use agentbus_events::{
+    Domain, DynEvent, ErrorFields, ErrorInfo, Event, Registry, catalogue, schema,
+};
 
 /// The Vision Agents tables of `catalogue.md`: domain -> the `type` strings it lists.
 /// Copied from the table (not from the code) on purpose: this is what the code is checked
@@ -363,12 +365,15 @@ fn error_events_explain_themselves() {
     use agentbus_events::stt::STTErrorEvent;
 
     let event = LLMErrorEvent {
-        error: Some(ErrorInfo::new("timeout", "upstream timed out")),
+        failure: ErrorFields::new(ErrorInfo::new("timeout", "upstream timed out")),
         ..Default::default()
     };
     assert_eq!(event.error_message(), "upstream timed out");
     let coded = STTErrorEvent {
-        error_code: Some("1011".into()),
+        failure: ErrorFields {
+            error_code: Some("1011".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     assert_eq!(coded.error_message(), "error code 1011");

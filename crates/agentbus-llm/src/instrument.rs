@@ -36,7 +36,7 @@ use agentbus_events::llm::{
     LLMResponseFinalEvent,
 };
 use agentbus_events::stream::StreamEvent;
-use agentbus_events::{EventMeta, Outgoing, PluginInfo};
+use agentbus_events::{ErrorFields, EventMeta, Outgoing, PluginInfo};
 use futures::StreamExt;
 
 use crate::model::{ChatModel, ChatStream};
@@ -260,22 +260,24 @@ async fn observe(publisher: &Publisher, state: &mut CallState, event: &StreamEve
                 .send(LLMErrorEvent {
                     meta: publisher.meta(),
                     plugin: publisher.plugin.clone(),
-                    error: Some(error.to_error_info()),
-                    error_code: error
-                        .code
-                        .clone()
-                        .or_else(|| error.status.map(|s| s.to_string()))
-                        .or_else(|| Some(error.kind.as_str().to_owned())),
-                    context: Some(format!(
-                        "streaming {} from {} ({} text chunks received)",
-                        state.model,
-                        publisher
-                            .plugin
-                            .plugin_name
-                            .as_deref()
-                            .unwrap_or("provider"),
-                        state.chunks
-                    )),
+                    failure: ErrorFields {
+                        error: Some(error.to_error_info()),
+                        error_code: error
+                            .code
+                            .clone()
+                            .or_else(|| error.status.map(|s| s.to_string()))
+                            .or_else(|| Some(error.kind.as_str().to_owned())),
+                        context: Some(format!(
+                            "streaming {} from {} ({} text chunks received)",
+                            state.model,
+                            publisher
+                                .plugin
+                                .plugin_name
+                                .as_deref()
+                                .unwrap_or("provider"),
+                            state.chunks
+                        )),
+                    },
                     request_id: Some(publisher.request_id.clone()),
                     is_recoverable: error.recoverable,
                 })

@@ -139,8 +139,8 @@ async fn a_failed_call_publishes_an_llm_error() {
     assert_eq!(events.len(), 2);
     let error: &LLMErrorEvent = seen.iter().find_map(|e| e.downcast_ref()).unwrap();
     assert!(error.is_recoverable);
-    assert_eq!(error.error_code.as_deref(), Some("429"));
-    assert_eq!(error.error.as_ref().unwrap().kind, "rate_limit");
+    assert_eq!(error.failure.error_code.as_deref(), Some("429"));
+    assert_eq!(error.failure.error.as_ref().unwrap().kind, "rate_limit");
     let started: &LLMRequestStartedEvent = seen.iter().find_map(|e| e.downcast_ref()).unwrap();
     assert_eq!(
         error.request_id.as_deref(),

@@ -174,8 +174,8 @@ impl State {
             LlmFailure {
                 provider: plugin(&e.plugin),
                 request_model: model,
-                error: e.error.as_ref(),
-                error_code: e.error_code.as_deref(),
+                error: e.failure.error.as_ref(),
+                error_code: e.failure.error_code.as_deref(),
                 duration_ms,
             },
         );

@@ -127,8 +127,8 @@ impl State {
                 Set::RealtimeError,
                 &i.realtime_errors,
                 plugin(&e.plugin),
-                e.error.as_ref(),
-                e.error_code.as_deref(),
+                e.failure.error.as_ref(),
+                e.failure.error_code.as_deref(),
                 Some((attr::IS_RECOVERABLE, recoverable)),
             );
         }

@@ -36,8 +36,8 @@ impl State {
                 Set::SttError,
                 &i.stt_errors,
                 plugin(&e.plugin),
-                e.error.as_ref(),
-                e.error_code.as_deref(),
+                e.failure.error.as_ref(),
+                e.failure.error_code.as_deref(),
                 None,
             );
         }
@@ -70,8 +70,8 @@ impl State {
                 Set::TtsError,
                 &i.tts_errors,
                 plugin(&e.plugin),
-                e.error.as_ref(),
-                e.error_code.as_deref(),
+                e.failure.error.as_ref(),
+                e.failure.error_code.as_deref(),
                 None,
             );
         }

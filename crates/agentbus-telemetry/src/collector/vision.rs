@@ -76,8 +76,8 @@ impl State {
                 Set::VlmError,
                 &i.vlm_errors,
                 plugin(&e.plugin),
-                e.error.as_ref(),
-                e.error_code.as_deref(),
+                e.failure.error.as_ref(),
+                e.failure.error_code.as_deref(),
                 None,
             );
         }

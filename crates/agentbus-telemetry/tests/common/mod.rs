@@ -18,7 +18,7 @@ use agentbus_events::tts::TTSSynthesisCompleteEvent;
 use agentbus_events::turn::TurnEndedEvent;
 use agentbus_events::video::VideoProcessorDetectionEvent;
 use agentbus_events::vlm::VLMInferenceCompletedEvent;
-use agentbus_events::{DynEvent, ErrorInfo, EventMeta, PluginInfo};
+use agentbus_events::{DynEvent, ErrorFields, ErrorInfo, EventMeta, PluginInfo};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 /// The session's clock: `t(ms)` is `ms` after a fixed instant.
@@ -78,10 +78,9 @@ pub fn vision_agents_session() -> Vec<Box<dyn DynEvent>> {
         Box::new(LLMErrorEvent {
             meta: meta_at(4000),
             plugin: openai(),
-            error: Some(ErrorInfo::new("rate_limit", "slow down").with_code("429")),
+            failure: ErrorFields::new(ErrorInfo::new("rate_limit", "slow down").with_code("429")),
             request_id: Some("r2".into()),
             is_recoverable: true,
-            ..Default::default()
         }),
         Box::new(ToolEndEvent {
             meta: meta_at(4100),
