@@ -15,7 +15,8 @@
 //! - [`Tool`] and [`FunctionTool`] (an async function with typed, schema-described
 //!   arguments); [`ToolEventEmitter`] for live custom events; [`SubAgentTool`] for forks.
 //! - [`combinators`]: `responses_only`, `events_only`, `filter_events`, `observe`.
-//! - [`tools`]: the built-in `calculator`, `current_time`, `read_file` and `list_dir`.
+//! - `tools` (the `builtin-tools` feature, on by default): the built-in `calculator`,
+//!   `current_time`, `read_file` and `list_dir`.
 //! - [`testing`]: a scripted multi-turn model.
 #![warn(missing_docs)]
 
@@ -35,6 +36,7 @@ mod stop;
 pub mod testing;
 mod tool;
 mod tool_emitter;
+#[cfg(feature = "builtin-tools")]
 pub mod tools;
 
 pub use agent::{Agent, AgentBuilder, AgentStream};

@@ -186,10 +186,32 @@ pub fn config_flag(args: impl IntoIterator<Item = OsString>) -> Option<PathBuf> 
     found
 }
 
+/// agentbus's home directory: `$AGENTBUS_HOME` when set and not empty, else `agentbus`
+/// under the user's data directory (`~/.local/share/agentbus` on Linux). With the `local`
+/// feature this is the embedded model's rule itself, so the models and the trust list
+/// always share one home.
+#[cfg(feature = "local")]
+pub fn agentbus_home() -> anyhow::Result<PathBuf> {
+    Ok(agentbus_local::home::agentbus_home()?)
+}
+
+/// agentbus's home directory: `$AGENTBUS_HOME` when set and not empty, else `agentbus`
+/// under the user's data directory (`~/.local/share/agentbus` on Linux), the same rule as
+/// `agentbus_local::home::agentbus_home`.
+#[cfg(not(feature = "local"))]
+pub fn agentbus_home() -> anyhow::Result<PathBuf> {
+    match std::env::var_os("AGENTBUS_HOME") {
+        Some(home) if !home.is_empty() => Ok(PathBuf::from(home)),
+        _ => dirs::data_dir()
+            .map(|dir| dir.join("agentbus"))
+            .ok_or_else(|| anyhow::anyhow!("no home directory: set AGENTBUS_HOME")),
+    }
+}
+
 /// Reads the config files (see the module documentation) and decides what each may set.
 /// `flag` is the `--config` path, if given.
 pub fn load(flag: Option<PathBuf>) -> anyhow::Result<Loaded> {
-    let home = agentbus_local::home::agentbus_home().ok();
+    let home = agentbus_home().ok();
     let mut candidates: Vec<(PathBuf, Origin)> = Vec::new();
     let named = flag.map(|path| (path, Origin::Flag)).or_else(|| {
         std::env::var_os("AGENTBUS_CONFIG")

@@ -54,6 +54,7 @@ enum Command {
     #[command(disable_help_flag = true)]
     Bench(bench::Args),
     /// Fetch and list the embedded local model.
+    #[cfg(feature = "local")]
     Model(cmd::model::Args),
     /// List the sessions in the event store.
     Sessions(cmd::sessions::Args),
@@ -105,6 +106,7 @@ fn main() -> std::process::ExitCode {
         Command::Events(args) => cmd::events::run(args),
         Command::Chat(args) => cmd::chat::run(args),
         Command::Bench(args) => bench::run(args),
+        #[cfg(feature = "local")]
         Command::Model(args) => cmd::model::run(args),
         Command::Sessions(args) => cmd::sessions::run(args),
         Command::Replay(args) => cmd::replay::run(args),

@@ -78,7 +78,21 @@ pub enum StoreError {
         /// What the client reported.
         message: String,
     },
+    /// The store's backend is not compiled into this build (a Cargo feature of
+    /// agentbus-store is off).
+    #[error(
+        "cannot open `{location}`: this build has no {backend} backend (Cargo feature `{feature}` of agentbus-store)"
+    )]
+    BackendNotBuilt {
+        /// The store (password masked).
+        location: String,
+        /// The backend it needs.
+        backend: &'static str,
+        /// The feature that compiles it.
+        feature: &'static str,
+    },
     /// A SQLite operation failed.
+    #[cfg(feature = "sqlite")]
     #[error("SQLite error ({context}): {source}")]
     Sqlite {
         /// What the store was doing.
@@ -88,6 +102,7 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// A PostgreSQL operation failed.
+    #[cfg(feature = "postgres")]
     #[error("PostgreSQL error ({context}): {source}")]
     Postgres {
         /// What the store was doing.
@@ -151,10 +166,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    #[cfg(feature = "sqlite")]
     pub(crate) fn sqlite(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
         move |source| StoreError::Sqlite { context, source }
     }
 
+    #[cfg(feature = "postgres")]
     pub(crate) fn postgres(context: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
         move |source| StoreError::Postgres { context, source }
     }

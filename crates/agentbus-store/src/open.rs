@@ -1,10 +1,12 @@
 //! Opening a store's backend: for writing (create and migrate) or for reading only.
 
 use crate::backend::Backend;
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::location::StoreLocation;
 use crate::migrations::LATEST_VERSION;
+#[cfg(feature = "postgres")]
 use crate::postgres::PostgresBackend;
+#[cfg(feature = "sqlite")]
 use crate::sqlite::SqliteBackend;
 
 /// Opens the store at `location` for writing, creating it or migrating it to the latest
@@ -17,12 +19,19 @@ pub fn open_backend(location: &StoreLocation) -> Result<Box<dyn Backend>> {
 /// migrations; use [`open_backend`] otherwise).
 pub fn open_backend_at_version(location: &StoreLocation, version: i64) -> Result<Box<dyn Backend>> {
     match location {
+        #[cfg(feature = "sqlite")]
         StoreLocation::Sqlite { path } => Ok(Box::new(SqliteBackend::open(path, version)?)),
+        #[cfg(feature = "postgres")]
         StoreLocation::Postgres { url, schema } => Ok(Box::new(PostgresBackend::open(
             url,
             schema.as_deref(),
             version,
         )?)),
+        #[allow(unreachable_patterns)]
+        _ => {
+            let _ = version;
+            Err(not_built(location))
+        }
     }
 }
 
@@ -33,10 +42,28 @@ pub fn open_backend_at_version(location: &StoreLocation, version: i64) -> Result
 /// Every write through the backend is refused by the database.
 pub fn open_backend_read_only(location: &StoreLocation) -> Result<Box<dyn Backend>> {
     match location {
+        #[cfg(feature = "sqlite")]
         StoreLocation::Sqlite { path } => Ok(Box::new(SqliteBackend::open_read_only(path)?)),
+        #[cfg(feature = "postgres")]
         StoreLocation::Postgres { url, schema } => Ok(Box::new(PostgresBackend::open_read_only(
             url,
             schema.as_deref(),
         )?)),
+        #[allow(unreachable_patterns)]
+        _ => Err(not_built(location)),
+    }
+}
+
+/// The error for a store whose backend this build was compiled without (reached only in
+/// builds without the `sqlite` or `postgres` feature).
+pub(crate) fn not_built(location: &StoreLocation) -> StoreError {
+    let (backend, feature) = match location {
+        StoreLocation::Sqlite { .. } => ("SQLite", "sqlite"),
+        StoreLocation::Postgres { .. } => ("PostgreSQL", "postgres"),
+    };
+    StoreError::BackendNotBuilt {
+        location: location.to_string(),
+        backend,
+        feature,
     }
 }

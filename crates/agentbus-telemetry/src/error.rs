@@ -21,6 +21,17 @@ pub enum TelemetryError {
         /// What the exporter builder reported.
         message: String,
     },
+    /// The configuration asks for an exporter this build was compiled without (a Cargo
+    /// feature of agentbus-telemetry is off).
+    #[error(
+        "{what} is not compiled into this build (Cargo feature `{feature}` of agentbus-telemetry)"
+    )]
+    NotBuilt {
+        /// What was asked for.
+        what: &'static str,
+        /// The feature that compiles it.
+        feature: &'static str,
+    },
     /// The SDK refused a collection or a flush (after shutdown, or an exporter failure).
     #[error("OpenTelemetry SDK: {0}")]
     Sdk(String),

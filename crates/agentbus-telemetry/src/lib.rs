@@ -10,9 +10,13 @@
 //!   both defined in [`instruments`]; and keeps a [`MetricsSummary`] (counts, sums,
 //!   p50/p95) that serialises to JSON.
 //! - [`Telemetry`] turns on what a command asks for: a Prometheus `/metrics` endpoint
-//!   ([`MetricsServer`], rendering [`prometheus`] text from a [`MetricsReader`]) and OTLP
+//!   (`MetricsServer`, rendering [`prometheus`] text from a [`MetricsReader`]) and OTLP
 //!   export of metrics and spans ([`spans`]: `invoke_agent`, `chat {model}`,
 //!   `execute_tool {tool}`).
+//!
+//! Cargo features (both on by default): `prometheus` compiles the endpoint, `otlp` the
+//! exporter; asking [`Telemetry::start`] for one this build lacks is
+//! [`TelemetryError::NotBuilt`].
 //!
 //! ```no_run
 //! # async fn demo(bus: agentbus::EventManager) -> Result<(), Box<dyn std::error::Error>> {
@@ -38,6 +42,7 @@ pub mod instruments;
 pub mod prometheus;
 pub mod quantiles;
 pub mod reader;
+#[cfg(feature = "prometheus")]
 pub mod server;
 pub mod snapshot;
 pub mod spans;
@@ -48,6 +53,7 @@ pub use collector::{MetricsCollector, RecordedEvent};
 pub use error::TelemetryError;
 pub use quantiles::LatencyStats;
 pub use reader::MetricsReader;
+#[cfg(feature = "prometheus")]
 pub use server::MetricsServer;
 pub use snapshot::MetricsSnapshot;
 pub use spans::{EventIdGenerator, SpanRecorder};

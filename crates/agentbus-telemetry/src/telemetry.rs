@@ -10,17 +10,23 @@ use agentbus::{EventManager, SubscribeError, SubscriptionHandle};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
+#[cfg(feature = "otlp")]
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+#[cfg(feature = "otlp")]
+use opentelemetry_sdk::metrics::PeriodicReader;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
 use crate::collector::MetricsCollector;
 use crate::error::TelemetryError;
 use crate::reader::MetricsReader;
+#[cfg(feature = "prometheus")]
 use crate::server::MetricsServer;
 use crate::snapshot::MetricsSnapshot;
-use crate::spans::{EventIdGenerator, SpanRecorder};
+#[cfg(feature = "otlp")]
+use crate::spans::EventIdGenerator;
+use crate::spans::SpanRecorder;
 use crate::summary::MetricsSummary;
 
 pub use crate::consts::SCOPE;
@@ -57,13 +63,16 @@ pub struct Telemetry {
     reader: Option<MetricsReader>,
     meter_provider: Option<SdkMeterProvider>,
     tracer_provider: Option<SdkTracerProvider>,
+    #[cfg(feature = "prometheus")]
     server: Option<MetricsServer>,
 }
 
+#[cfg(feature = "otlp")]
 fn signal_url(base: &str, path: &str) -> String {
     format!("{}{path}", base.trim_end_matches('/'))
 }
 
+#[cfg(feature = "otlp")]
 fn otlp_error(endpoint: &str, error: impl std::fmt::Display) -> TelemetryError {
     TelemetryError::Otlp {
         endpoint: endpoint.to_owned(),
@@ -74,21 +83,43 @@ fn otlp_error(endpoint: &str, error: impl std::fmt::Display) -> TelemetryError {
 impl Telemetry {
     /// Starts what `config` asks for. Must be called inside a tokio runtime when
     /// `metrics_addr` is set (the server runs on it).
+    ///
+    /// # Errors
+    ///
+    /// [`TelemetryError::NotBuilt`] when `config` asks for the Prometheus endpoint or OTLP
+    /// export and this build lacks the feature; otherwise what binding the endpoint or
+    /// building the exporters reports.
     pub async fn start(config: TelemetryConfig) -> Result<Self, TelemetryError> {
+        #[cfg(not(feature = "prometheus"))]
+        if config.metrics_addr.is_some() {
+            return Err(TelemetryError::NotBuilt {
+                what: "the Prometheus /metrics endpoint",
+                feature: "prometheus",
+            });
+        }
+        #[cfg(not(feature = "otlp"))]
+        if config.otlp_endpoint.is_some() {
+            return Err(TelemetryError::NotBuilt {
+                what: "OTLP export",
+                feature: "otlp",
+            });
+        }
         let resource = Resource::builder()
             .with_attribute(KeyValue::new("service.name", config.service_name.clone()))
             .build();
         let reader = config.metrics_addr.map(|_| MetricsReader::new());
         let mut meter_provider = None;
-        let mut tracer_provider = None;
+        #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
+        let mut tracer_provider: Option<SdkTracerProvider> = None;
         if reader.is_some() || config.otlp_endpoint.is_some() {
             let mut builder = SdkMeterProvider::builder().with_resource(resource.clone());
             if let Some(reader) = &reader {
                 builder = builder.with_reader(reader.clone());
             }
+            #[cfg(feature = "otlp")]
             if let Some(endpoint) = &config.otlp_endpoint {
                 let url = signal_url(endpoint, "/v1/metrics");
-                url.parse::<axum::http::Uri>()
+                url.parse::<http::Uri>()
                     .map_err(|e| otlp_error(endpoint, e))?;
                 let exporter = opentelemetry_otlp::MetricExporter::builder()
                     .with_http()
@@ -123,6 +154,7 @@ impl Telemetry {
             .as_ref()
             .map(|p| SpanRecorder::new(p.tracer(SCOPE)));
         let collector = MetricsCollector::with_parts(meter.as_ref(), spans);
+        #[cfg(feature = "prometheus")]
         let server = match (config.metrics_addr, &reader) {
             (Some(addr), Some(reader)) => Some(MetricsServer::start(addr, reader.clone()).await?),
             _ => None,
@@ -132,6 +164,7 @@ impl Telemetry {
             reader,
             meter_provider,
             tracer_provider,
+            #[cfg(feature = "prometheus")]
             server,
         })
     }
@@ -148,7 +181,10 @@ impl Telemetry {
 
     /// Where `/metrics` is served, when it is.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.server.as_ref().map(MetricsServer::local_addr)
+        #[cfg(feature = "prometheus")]
+        return self.server.as_ref().map(MetricsServer::local_addr);
+        #[cfg(not(feature = "prometheus"))]
+        None
     }
 
     /// Keeps `/metrics` served until it has been scraped once more after this call, at
@@ -159,10 +195,16 @@ impl Telemetry {
         &self,
         at_most: Duration,
     ) -> impl std::future::Future<Output = bool> + Send + 'static {
+        #[cfg(feature = "prometheus")]
         let scraped = self
             .server
             .as_ref()
             .map(|server| server.scraped_within(at_most));
+        #[cfg(not(feature = "prometheus"))]
+        let scraped: Option<std::future::Ready<bool>> = {
+            let _ = at_most;
+            None
+        };
         async move {
             match scraped {
                 Some(scraped) => scraped.await,
@@ -183,6 +225,7 @@ impl Telemetry {
 
     /// Stops the endpoint and flushes and stops OTLP export; returns the final summary.
     pub async fn shutdown(mut self) -> Result<MetricsSummary, TelemetryError> {
+        #[cfg(feature = "prometheus")]
         if let Some(server) = self.server.take() {
             server.stop().await;
         }

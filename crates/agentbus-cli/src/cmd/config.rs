@@ -55,7 +55,7 @@ A changed file is untrusted again until you trust it again.")]
 
 /// Runs `agentbus config`; `loaded` is what `main` read before parsing the command line.
 pub fn run(args: Args, loaded: &Loaded) -> anyhow::Result<ExitCode> {
-    let home = agentbus_local::home::agentbus_home()?;
+    let home = crate::config::agentbus_home()?;
     let mut out = std::io::stdout().lock();
     match args.command {
         ConfigCommand::Trust { path } => {

@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod config;
 pub mod events;
+#[cfg(feature = "local")]
 pub mod model;
 pub mod provider;
 pub mod replay;

@@ -189,6 +189,7 @@ impl ProviderArgs {
     }
 
     /// The embedded model, pulled on first use.
+    #[cfg(feature = "local")]
     fn build_local(&self) -> anyhow::Result<Arc<dyn ChatModel>> {
         if let Some(model) = self.model.as_deref()
             && agentbus_local::spec::find(model).is_none()
@@ -199,6 +200,15 @@ impl ProviderArgs {
             );
         }
         Ok(Arc::new(super::model::load_local()?))
+    }
+
+    /// The embedded model is not compiled into this build.
+    #[cfg(not(feature = "local"))]
+    fn build_local(&self) -> anyhow::Result<Arc<dyn ChatModel>> {
+        anyhow::bail!(
+            "--provider local: this agentbus was built without the embedded model (Cargo \
+             feature `local` of agentbus-cli); choose another --provider"
+        )
     }
 }
 
