@@ -56,10 +56,14 @@ pub struct Args {
     /// The Python interpreter for the SimpleLLMFunc peer (SimpleLLMFunc 0.8 needs ≥ 3.12).
     #[arg(long, default_value = "python3.12")]
     pub python: PathBuf,
-    /// The SimpleLLMFunc peer script.
-    #[arg(long, default_value = "bench/simplellmfunc_agent.py")]
-    pub script: PathBuf,
+    /// The SimpleLLMFunc peer script (default: the copy of `bench/simplellmfunc_agent.py`
+    /// built into this binary, so it runs from any directory).
+    #[arg(long)]
+    pub script: Option<PathBuf>,
 }
+
+/// `bench/simplellmfunc_agent.py`, built in.
+const SIMPLELLMFUNC_SCRIPT: &str = include_str!("../../../bench/simplellmfunc_agent.py");
 
 /// The measured figures of one configuration.
 #[derive(Clone, Debug)]
@@ -221,8 +225,16 @@ fn python_peer(args: &Args) -> anyhow::Result<Option<Figures>> {
     if !importable {
         return Ok(None);
     }
-    let output = Command::new(&args.python)
-        .arg(&args.script)
+    let script_name = args.script.as_ref().map_or_else(
+        || "the built-in SimpleLLMFunc peer".to_owned(),
+        |s| s.display().to_string(),
+    );
+    let mut command = Command::new(&args.python);
+    match &args.script {
+        Some(script) => command.arg(script),
+        None => command.args(["-c", SIMPLELLMFUNC_SCRIPT]),
+    };
+    let output = command
         .args([
             "--turns",
             &args.turns.to_string(),
@@ -231,11 +243,10 @@ fn python_peer(args: &Args) -> anyhow::Result<Option<Figures>> {
         ])
         .args(["--chunks", &args.chunks.to_string()])
         .output()
-        .with_context(|| format!("running {}", args.script.display()))?;
+        .with_context(|| format!("running {script_name}"))?;
     anyhow::ensure!(
         output.status.success(),
-        "{} failed: {}",
-        args.script.display(),
+        "{script_name} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     // The peer prints one JSON line last (its libraries may log above it).
