@@ -1,4 +1,5 @@
-//! Session summaries and per-model / per-tool statistics, computed from stored events.
+//! Session summaries (from the call totals the store keeps, `totals.rs`) and per-model /
+//! per-tool statistics (computed from the stored call and tool events).
 //!
 //! **Where the numbers come from.** One LLM call can show up in several layers at once (the
 //! provider stream, the Vision Agents LLM events, the agent loop). To count each call once,
@@ -14,7 +15,7 @@
 //! Tokens per second is output tokens divided by generation time (latency minus TTFT when
 //! both are known, else latency), over the calls where it is known.
 //!
-//! **Typed, streamed.** The events are decoded into their catalogue types through the
+//! **Typed, streamed.** For statistics, the events are decoded into their catalogue types through the
 //! [`Registry`] (a field renamed in the catalogue is a compile error here, not a silent
 //! zero), one at a time from a scan: only the call and tool events are read, never the
 //! text; the first output time of each request comes from one aggregate query over the
@@ -38,7 +39,7 @@ use crate::backend::SessionCounts;
 use crate::error::Result;
 use crate::row::{StoredEvent, micros_to_datetime};
 use crate::status::SessionStatus;
-use crate::totals::{LayerTotals, SessionTotals};
+use crate::totals::{LayerTotals, SessionTotals, non_empty};
 
 /// The event types a summary reads (LLM calls and tool calls).
 pub(crate) const CALL_TYPES: &[&str] = &[
@@ -183,10 +184,6 @@ pub(crate) struct SessionCalls {
     react_tools: Vec<ToolCall>,
     /// Stream requests started and not ended yet.
     open: HashMap<String, Request>,
-}
-
-fn non_empty(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_owned())
 }
 
 fn ms_between(from: Option<i64>, to: Option<i64>) -> Option<f64> {

@@ -8,9 +8,9 @@
 //! ([`Gather`]) serves stores opened read-only at an older version, and rebuilds a total
 //! that does not decode.
 //!
-//! The figures are those of the session's most detailed layer, as in
-//! [`summary`](crate::summary): the provider stream, else the agent loop, else the Vision
-//! Agents LLM events.
+//! The figures are those of the session's most detailed layer, by the rule the
+//! statistics follow too (see `summary.rs`): the provider stream, else the agent loop,
+//! else the Vision Agents LLM events.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -93,7 +93,8 @@ pub(crate) struct SessionTotals {
     open: Vec<OpenRequest>,
 }
 
-fn non_empty(s: &str) -> Option<String> {
+/// `s` unless it is empty.
+pub(crate) fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
