@@ -218,11 +218,15 @@ fn measure(
 
 /// Events of the listing case: `sessions` sessions, one after the other, each made of
 /// requests of 100 events (a start, 98 text deltas, a finish with usage and cost).
-fn listing_rows(events: usize, sessions: usize) -> anyhow::Result<Vec<EventRow>> {
+/// Rows `range` of them are made at a time, so the store is filled in bounded memory.
+fn listing_rows(
+    range: std::ops::Range<usize>,
+    events: usize,
+    sessions: usize,
+) -> anyhow::Result<Vec<EventRow>> {
     let per_session = events.div_ceil(sessions.max(1)).max(1);
     let encoder = RowEncoder::default();
-    eprintln!("sessions listing: encoding {events} events");
-    (0..events)
+    range
         .map(|i| {
             let session = format!("session-{:06}", i / per_session);
             let mut meta = EventMeta::for_session(&session);
@@ -266,18 +270,16 @@ struct Listing {
 
 /// The listing case: a SQLite store filled through the append path, then listed.
 fn listing(args: &Args, reps: usize) -> anyhow::Result<Listing> {
-    let rows = listing_rows(args.listing_events, args.listing_sessions)?;
+    let (events, sessions) = (args.listing_events, args.listing_sessions);
     let scratch = scratch_sqlite()?;
     let store = EventStore::open_location(scratch.location.clone())?;
-    for (i, batch) in rows.chunks(100_000).enumerate() {
-        eprint!(
-            "\rsessions listing: appending, {} of {} events",
-            i * 100_000,
-            rows.len()
-        );
-        for part in batch.chunks(10_000) {
-            store.append_rows(part)?;
+    const BATCH: usize = 10_000;
+    for start in (0..events).step_by(BATCH) {
+        if start % 100_000 == 0 {
+            eprint!("\rsessions listing: appending, {start} of {events} events");
         }
+        let rows = listing_rows(start..(start + BATCH).min(events), events, sessions)?;
+        store.append_rows(&rows)?;
     }
     eprintln!();
     drop(store);
