@@ -1,6 +1,9 @@
 //! Agent lifecycle events: user and agent turns, the agent joining and leaving calls, and
-//! finishing (Vision Agents' `vision_agents.core.agents.events`). Only seed 001 lists
-//! these classes; their `type` strings come from Vision Agents' code.
+//! finishing.
+//!
+//! Provenance: these are Vision Agents' `vision_agents.core.agents.events`, listed only in
+//! seed 001; their `type` strings come from Vision Agents' code. The seed's `participant`
+//! fields are the base `participant`.
 
 use crate::call::CallInfo;
 use crate::define_event;
@@ -10,7 +13,7 @@ define_event! {
     /// classic speech-to-text and realtime modes: the event to listen to for "what did
     /// the user say".
     ///
-    /// The seed's `participant` (who spoke) is the base `participant`.
+    /// Who spoke is the base `participant`.
     #[event(type = "agent.user_transcript", domain = Agent, base = event)]
     pub struct UserTranscriptEvent {
         /// The user's final transcribed text.
@@ -19,15 +22,13 @@ define_event! {
 }
 
 define_event! {
-    /// The user started speaking. The seed's `participant` (who) is the base
-    /// `participant`.
+    /// The user started speaking. Who started speaking is the base `participant`.
     #[event(type = "agent.user_turn_started", domain = Agent, base = event)]
     pub struct UserTurnStartedEvent {}
 }
 
 define_event! {
-    /// The user stopped speaking. The seed's `participant` (who) is the base
-    /// `participant`.
+    /// The user stopped speaking. Who stopped speaking is the base `participant`.
     #[event(type = "agent.user_turn_ended", domain = Agent, base = event)]
     pub struct UserTurnEndedEvent {}
 }

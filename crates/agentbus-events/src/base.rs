@@ -1,5 +1,10 @@
-//! Base events and the shared value types of the Vision Agents catalogue:
-//! [`ExceptionEvent`], [`ConnectionState`] and [`PcmData`].
+//! Base events and the shared value types of the catalogue: [`ExceptionEvent`],
+//! [`ConnectionState`] and [`PcmData`].
+//!
+//! Provenance: these come from Vision Agents' base events. Its `ExceptionEvent` carries
+//! the live exception (`exc`) and the handler callable (`handler`); here the exception is
+//! data and the handler is its name, and `failed_event_type` and `failed_event_id`, which
+//! Vision Agents lacks, are agentbus additions.
 
 #[cfg(feature = "schema")]
 use schemars::JsonSchema;
@@ -15,10 +20,9 @@ define_event! {
     ///
     /// The bus catches every handler failure and publishes this event so that other
     /// handlers and the agent keep running; subscribe to it to log handler errors in one
-    /// place. Vision Agents carries the live exception (`exc`) and the handler callable
-    /// (`handler`); here the exception is data and the handler is its name, and the event
-    /// also names the event that failed (`failed_event_type`, `failed_event_id`), which
-    /// Vision Agents lacks.
+    /// place. The error is carried as data (`exc`), the handler by its name (`handler`),
+    /// and the event being handled by its `type` and `event_id` (`failed_event_type`,
+    /// `failed_event_id`) when known.
     #[event(type = "base.exception", domain = Base, base = event)]
     pub struct ExceptionEvent {
         /// The error the handler raised.

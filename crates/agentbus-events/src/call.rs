@@ -1,12 +1,18 @@
 //! Call session events, from the video platform's webhook vocabulary (Stream Video), and
 //! [`CallInfo`], the call an event concerns.
 //!
-//! Only seed 002 lists these classes. It gives full fields for the participant
-//! joined/left events only and names the others with a one-line description; their
-//! fields here follow the platform's webhook payloads (every one carries `call_cid`),
-//! reduced to data. The `type` strings follow the pattern settled in `catalogue.md`.
-//! Where a payload has `session_id`, `participant` or `created_at`, the base fields
-//! `session_id`, `participant` and `timestamp` carry it.
+//! Every event carries the call's channel id, `call_cid` (`type:id`). Where the platform's
+//! payload has `session_id`, `participant` or `created_at`, the base fields `session_id`,
+//! `participant` and `timestamp` carry it.
+//!
+//! Provenance: only seed 002 lists these classes. It gives full fields for the participant
+//! joined/left events only and names the others with a one-line description; their fields
+//! here follow the platform's webhook payloads, reduced to data ([`CallInfo`] stands for
+//! the live `Call` object Vision Agents passes). The `type` strings follow the pattern
+//! settled in `catalogue.md`. The seed's `CallEndedEvent` is [`CallSessionCallEndedEvent`]
+//! here, named apart from the edge transport's `CallEndedEvent`;
+//! [`CallSessionParticipantCountsUpdatedEvent`] keeps the seed's plural class name, with
+//! the singular `type` string `call.session_participant_count_updated`.
 
 #[cfg(feature = "schema")]
 use schemars::JsonSchema;
@@ -16,8 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::Example;
 use crate::{Participant, define_event};
 
-/// A call on the video platform: what Vision Agents passes as a live `Call` object,
-/// reduced to the data that identifies it.
+/// A call on the video platform, reduced to the data that identifies it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct CallInfo {
@@ -67,9 +72,9 @@ impl Example for CallInfo {
 define_event! {
     /// A participant joined the call session.
     ///
-    /// The seed's `session_id` and `participant` (`CallParticipantResponse`) are the base
-    /// fields: the participant's user id, name and per-call session id map onto
-    /// [`Participant`], anything else goes into its `custom`.
+    /// The session is the base `session_id` and who joined the base `participant`: the
+    /// participant's user id, name and per-call session id map onto [`Participant`],
+    /// anything else the platform reports about them goes into its `custom`.
     #[event(type = "call.session_participant_joined", domain = Call, base = event)]
     pub struct CallSessionParticipantJoinedEvent {
         /// The call's channel id (`type:id`).
@@ -80,7 +85,7 @@ define_event! {
 define_event! {
     /// A participant left the call session.
     ///
-    /// The seed's `session_id` and `participant` are the base fields, as for
+    /// The session is the base `session_id` and who left the base `participant`, as for
     /// [`CallSessionParticipantJoinedEvent`].
     #[event(type = "call.session_participant_left", domain = Call, base = event)]
     pub struct CallSessionParticipantLeftEvent {
@@ -110,7 +115,7 @@ define_event! {
 }
 
 define_event! {
-    /// A call ended (the call session's `CallEndedEvent`; the edge transport has its own,
+    /// A call ended, as the call session reports it (the edge transport reports it as
     /// [`EdgeCallEndedEvent`](crate::edge::EdgeCallEndedEvent)).
     #[event(type = "call.ended", domain = Call, base = event)]
     pub struct CallSessionCallEndedEvent {
@@ -147,10 +152,8 @@ define_event! {
 }
 
 define_event! {
-    /// The number of participants in the call session changed.
-    ///
-    /// The seed names the class `...CountsUpdatedEvent`; its `type` string is the
-    /// singular `call.session_participant_count_updated` settled in `catalogue.md`.
+    /// The number of participants in the call session changed: the counts per role and
+    /// of anonymous participants, as they are now.
     #[event(type = "call.session_participant_count_updated", domain = Call, base = event)]
     pub struct CallSessionParticipantCountsUpdatedEvent {
         /// The call's channel id (`type:id`).

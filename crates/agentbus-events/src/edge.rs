@@ -1,6 +1,11 @@
 //! Edge transport events: participants and tracks coming and going on the call, the
-//! call ending, audio arriving (Vision Agents' `vision_agents.core.edge.events`). Only
-//! seed 001 lists these classes; their `type` strings come from Vision Agents' code.
+//! call ending, audio arriving.
+//!
+//! Provenance: these are Vision Agents' `vision_agents.core.edge.events`, listed only in
+//! seed 001; their `type` strings come from Vision Agents' code. The seed's `participant`
+//! fields (required on the participant events) are the base `participant`, and its
+//! `CallEndedEvent` is [`EdgeCallEndedEvent`] here, named apart from the call session's
+//! `CallEndedEvent`.
 
 #[cfg(feature = "schema")]
 use schemars::JsonSchema;
@@ -36,8 +41,7 @@ impl Example for TrackType {
 define_event! {
     /// A participant other than the agent joined the call.
     ///
-    /// The seed's `participant` (who joined, required there) is the base `participant`;
-    /// producers always set it.
+    /// Who joined is the base `participant`; producers always set it.
     #[event(type = "plugin.edge.participant_joined", domain = Edge, base = plugin)]
     pub struct ParticipantJoinedEvent {
         /// The call joined.
@@ -48,8 +52,7 @@ define_event! {
 define_event! {
     /// A participant other than the agent left the call.
     ///
-    /// The seed's `participant` (who left, required there) is the base `participant`;
-    /// producers always set it.
+    /// Who left is the base `participant`; producers always set it.
     #[event(type = "plugin.edge.participant_left", domain = Edge, base = plugin)]
     pub struct ParticipantLeftEvent {
         /// The call left.
@@ -58,8 +61,7 @@ define_event! {
 }
 
 define_event! {
-    /// The call ended, as the edge transport saw it (the edge's `CallEndedEvent`; the
-    /// call session vocabulary has its own,
+    /// The call ended, as the edge transport saw it (the call session reports it as
     /// [`CallSessionCallEndedEvent`](crate::call::CallSessionCallEndedEvent)).
     #[event(type = "plugin.edge.call_ended", domain = Edge, base = plugin)]
     pub struct EdgeCallEndedEvent {

@@ -47,9 +47,9 @@ pub enum Domain {
     Video,
     /// Provider-specific plugin events.
     Plugin,
-    /// The provider stream contract (Hive's `StreamEvent`).
+    /// The provider stream contract: what an LLM provider streams.
     Stream,
-    /// The ReAct agent loop (SimpleLLMFunc's event stream).
+    /// The ReAct agent loop.
     React,
 }
 

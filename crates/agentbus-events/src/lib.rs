@@ -12,6 +12,11 @@
 //!   decoders; `schema` (with the `schema` feature) generates the JSON Schema of the
 //!   format from the types.
 //!
+//! Provenance: the catalogue is drawn from Vision Agents' event catalogue (source documents,
+//! or seeds, 000 to 002), SimpleLLMFunc's ReAct event stream (seed 003) and Hive's
+//! `StreamEvent` (seed 004); the documentation of each module drawn from them ends with a
+//! paragraph saying what it takes from where.
+//!
 //! This crate depends on serde and nothing asynchronous.
 //!
 //! ## Features

@@ -1,10 +1,16 @@
 //! Non-realtime LLM events: a request starting, streamed chunks, the completed and final
-//! response, and errors (Vision Agents' `vision_agents.core.llm.events`).
+//! response, and errors.
+//!
+//! Provenance: these are Vision Agents' `vision_agents.core.llm.events`.
+//! [`LLMResponseFinalEvent`] is listed only in seed 001, and its `type` string comes from
+//! Vision Agents' code. Vision Agents generates `request_id` when not given, where the
+//! wire requires it; fields it declares `bool = True` default to true when absent on the
+//! wire here too.
 
 use crate::{ErrorFields, define_event};
 
-/// The serde default of the seeds' `bool = True` fields (`is_recoverable`, `success`,
-/// `was_clean`, ...): a producer that leaves the field out means `true`.
+/// The serde default of the boolean fields that default to true (`is_recoverable`,
+/// `success`, `was_clean`, ...): a producer that leaves the field out means `true`.
 pub(crate) fn default_true() -> bool {
     true
 }
@@ -12,8 +18,7 @@ pub(crate) fn default_true() -> bool {
 define_event! {
     /// An LLM request has begun: the first event of every request/response cycle.
     ///
-    /// The seed calls `request_id` auto-generated when not given; on the wire it is
-    /// required, so producers assign it before sending.
+    /// `request_id` is required on the wire: producers assign one before sending.
     #[event(type = "plugin.llm_request_started", domain = Llm, base = plugin)]
     pub struct LLMRequestStartedEvent {
         /// Identifies this request; later chunk, completion and error events refer to it.
@@ -98,8 +103,6 @@ define_event! {
 
 define_event! {
     /// The final text of an LLM response is available.
-    ///
-    /// Only seed 001 lists this class; its `type` string comes from Vision Agents' code.
     #[event(type = "plugin.llm_response_final", domain = Llm, base = plugin)]
     pub struct LLMResponseFinalEvent {
         /// The full response text.
@@ -114,8 +117,8 @@ define_event! {
 define_event! {
     /// A non-realtime LLM call failed.
     ///
-    /// The exception of the seed is carried as data ([`ErrorFields`]); the seed's
-    /// `error_message` property is [`LLMErrorEvent::error_message`].
+    /// The exception is carried as data ([`ErrorFields`]); a human-readable message is
+    /// [`LLMErrorEvent::error_message`].
     #[event(type = "plugin.llm_error", domain = Llm, base = plugin)]
     pub struct LLMErrorEvent {
         /// The error, its code and where it happened.
@@ -124,8 +127,8 @@ define_event! {
         /// The request the error belongs to.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub request_id: Option<String>,
-        /// Whether the caller can carry on (true when absent on the wire, as in the seed;
-        /// `Default::default()` gives `false`).
+        /// Whether the caller can carry on (true when absent on the wire; `Default::default()`
+        /// gives `false`).
         #[serde(default = "crate::llm::default_true")]
         pub is_recoverable: bool,
     }

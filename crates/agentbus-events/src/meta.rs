@@ -1,4 +1,10 @@
 //! The fields every event shares: identity, time, session, and who it concerns.
+//!
+//! Provenance: [`EventMeta`] is Vision Agents' `BaseEvent` plus the bus sequence number,
+//! and [`PluginInfo`] its `PluginBaseEvent`. Where Vision Agents passes its video
+//! platform's live participant object, [`Participant`] keeps the data that identifies it.
+//! The `"Unknown error"` of [`ErrorFields::error_message`] is what Vision Agents'
+//! `error_message` property returns when the event carries no exception.
 
 use chrono::{DateTime, Utc};
 #[cfg(feature = "schema")]
@@ -10,8 +16,7 @@ use uuid::Uuid;
 use crate::Example;
 use crate::Seq;
 
-/// The base fields of every event (Vision Agents' `BaseEvent`), plus the bus
-/// sequence number.
+/// The base fields of every event, plus the bus sequence number.
 ///
 /// On the wire these fields sit flat beside the event's own fields.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,7 +97,7 @@ impl Example for EventMeta {
     }
 }
 
-/// The fields plugin events add (Vision Agents' `PluginBaseEvent`).
+/// The fields plugin events add: which plugin emitted the event.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct PluginInfo {
@@ -129,8 +134,8 @@ impl Example for PluginInfo {
 
 /// A participant in a call: who an event relates to.
 ///
-/// Vision Agents passes its video platform's live participant object; agentbus keeps the
-/// data that identifies it and leaves the rest in `custom`.
+/// Holds the data that identifies the participant; anything else the video platform
+/// reports about them is in `custom`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct Participant {
@@ -245,8 +250,7 @@ impl ErrorFields {
     }
 
     /// A human-readable message: the error's own message, else its code, else
-    /// `"Unknown error"` (what Vision Agents' `error_message` property returns when the
-    /// event carries no exception).
+    /// `"Unknown error"` when the event carries neither.
     pub fn error_message(&self) -> String {
         match (&self.error, &self.error_code) {
             (Some(error), _) => error.message.clone(),

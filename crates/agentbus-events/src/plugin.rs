@@ -1,5 +1,9 @@
 //! Provider-specific plugin events: raw streaming chunks of the OpenAI and xAI plugins,
 //! and the Qwen plugin's errors.
+//!
+//! Provenance: these are Vision Agents' provider plugin events. The seed gives no `type`
+//! string for [`QwenLLMErrorEvent`]; `plugin.qwen.llm_error` follows the other plugins'
+//! pattern (`plugin.<provider>.<event>`).
 
 use crate::{ErrorFields, define_event};
 
@@ -26,9 +30,8 @@ define_event! {
 define_event! {
     /// The Qwen LLM plugin hit an error.
     ///
-    /// The seed gives no `type` string; it follows the other plugins' pattern
-    /// (`plugin.<provider>.<event>`). The exception is carried as data ([`ErrorFields`]);
-    /// a human-readable message is [`QwenLLMErrorEvent::error_message`].
+    /// The exception is carried as data ([`ErrorFields`]); a human-readable message is
+    /// [`QwenLLMErrorEvent::error_message`].
     #[event(type = "plugin.qwen.llm_error", domain = Plugin, base = plugin)]
     pub struct QwenLLMErrorEvent {
         /// The error, its code and where it happened.

@@ -1,18 +1,25 @@
-//! The ReAct agent loop's event stream (seed 003, SimpleLLMFunc), made strict.
+//! The ReAct agent loop's event stream.
 //!
 //! An agent run yields [`ReactOutput`]s: either the final [`ResponseYield`] or an
 //! [`EventYield`] carrying one of the 14 loop events or a [`CustomEvent`], together with
 //! the [`EventOrigin`] that says which agent call (main agent or a fork) produced it.
 //!
 //! Every event type here also carries its `origin` as a field, so that the wire format
-//! (what the bus, the store and the browser see) keeps fork routing too. SimpleLLMFunc's
-//! type strings are the snake_case class names (`react_start`, `llm_chunk_arrive`, ...);
-//! on the shared wire they are namespaced as `react.<name>`.
+//! (what the bus, the store and the browser see) keeps fork routing too. The wire `type`
+//! strings are `react.<name>`, `<name>` being the snake_case event name (`react_start`,
+//! `llm_chunk_arrive`, ...).
 //!
-//! Where SimpleLLMFunc's fields are live objects or whole copies (the raw provider
-//! response, a copy of all text per chunk), these types keep data: an
-//! [`LLMChunkArriveEvent`] carries the delta and the accumulated *length*, not the
-//! accumulated text; messages are JSON values.
+//! These types carry data only: an [`LLMChunkArriveEvent`] carries the delta and the
+//! accumulated *length*, not the accumulated text; messages are JSON values.
+//!
+//! Provenance: these types are SimpleLLMFunc's ReAct event stream (seed 003), made strict.
+//! They keep its names and its `type` strings (the snake_case class names, namespaced
+//! here), and keep data where its fields hold live objects or whole copies (the raw
+//! provider response, a copy of all text per chunk). agentbus adds [`EventOrigin`]'s
+//! `epoch`, and [`ReactEndEvent`]'s totals and abort reason beside SimpleLLMFunc's
+//! `final_messages` and `response`. [`CustomEvent`] is what SimpleLLMFunc's
+//! `ToolEventEmitter` emits; the SelfRef and memory-key fields of [`EventOrigin`] are
+//! SimpleLLMFunc's.
 
 #[cfg(feature = "schema")]
 use schemars::JsonSchema;
@@ -23,12 +30,11 @@ use crate::Example;
 use crate::{ErrorInfo, Event, EventMeta, define_event};
 
 /// Which agent call produced an event: how events of a main agent and of its forks
-/// (sub-agents) are told apart and routed (SimpleLLMFunc's `EventOrigin`).
+/// (sub-agents) are told apart and routed.
 ///
-/// SimpleLLMFunc's fields, plus `epoch`, the barge-in counter: it increments every time
-/// the agent is interrupted, and every event of one response carries the same epoch, so a
-/// consumer can drop stale output (as the `epoch` fields of TTS and realtime audio events
-/// intend).
+/// `epoch` is the barge-in counter: it increments every time the agent is interrupted,
+/// and every event of one response carries the same epoch, so a consumer can drop stale
+/// output (as the `epoch` fields of TTS and realtime audio events intend).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct EventOrigin {
@@ -51,13 +57,13 @@ pub struct EventOrigin {
     /// The order of this fork among the forks its parent started, when this is a fork.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fork_seq: Option<u64>,
-    /// SimpleLLMFunc's SelfRef instance id, when the agent is a SelfRef fork.
+    /// The SelfRef instance id, when the agent is a SelfRef fork.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selfref_instance_id: Option<String>,
-    /// SimpleLLMFunc's memory key the fork was copied from.
+    /// The memory key the fork's memory was copied from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_memory_key: Option<String>,
-    /// SimpleLLMFunc's memory key of the agent's own memory.
+    /// The memory key of the agent's own memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_key: Option<String>,
     /// The tool the fork runs as, in its parent (for a fork), or the tool that emitted
@@ -306,7 +312,7 @@ impl Example for AbortReason {
 }
 
 define_event! {
-    /// The ReAct loop of one agent call begins (SimpleLLMFunc's `ReactStartEvent`).
+    /// The ReAct loop of one agent call begins.
     #[event(type = "react.react_start", domain = React, base = event)]
     pub struct ReactStartEvent {
         /// Which agent call this is.
@@ -352,8 +358,8 @@ define_event! {
 define_event! {
     /// The loop of one agent call ends; nothing of this agent call follows it.
     ///
-    /// SimpleLLMFunc's `ReactEndEvent` carries `final_messages` and `response`; this one
-    /// adds the run's totals and, when the run stopped without an answer, why.
+    /// Carries the final answer and messages, the run's totals and, when the run stopped
+    /// without an answer, why.
     #[event(type = "react.react_end", domain = React, base = event)]
     pub struct ReactEndEvent {
         /// Which agent call this is.
@@ -407,8 +413,8 @@ define_event! {
 define_event! {
     /// A chunk of streamed model output arrived.
     ///
-    /// Carries the delta and the accumulated length, not (as SimpleLLMFunc does) a copy of
-    /// all text so far, which makes a stream of n chunks cost O(n²).
+    /// Carries the delta and the accumulated length, not a copy of all text so far, which
+    /// would make a stream of n chunks cost O(n²).
     #[event(type = "react.llm_chunk_arrive", domain = React, base = event)]
     pub struct LLMChunkArriveEvent {
         /// Which agent call this is.
@@ -599,8 +605,8 @@ define_event! {
 }
 
 define_event! {
-    /// Data a tool emitted while it runs (SimpleLLMFunc's `ToolEventEmitter`): streamed
-    /// tool output, progress, anything the tool wants the UI to see.
+    /// Data a tool emitted while it runs: streamed tool output, progress, anything the
+    /// tool wants the UI to see.
     #[event(type = "react.custom_event", domain = React, base = event)]
     pub struct CustomEvent {
         /// Which agent call this is (with the emitting tool's name and call id).
@@ -757,7 +763,7 @@ react_event_enum! {
 }
 
 /// The final output of an agent call: the answer and the updated history, so the
-/// conversation can continue (SimpleLLMFunc's `ResponseYield`).
+/// conversation can continue.
 ///
 /// `M` is the message type of the history: the LLM crate's message in the agent, JSON
 /// values by default.
@@ -769,7 +775,7 @@ pub struct ResponseYield<M = serde_json::Value> {
     pub messages: Vec<M>,
 }
 
-/// One event of an agent call and where it came from (SimpleLLMFunc's `EventYield`).
+/// One event of an agent call and where it came from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventYield {
     /// The event.

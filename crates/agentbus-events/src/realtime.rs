@@ -1,5 +1,13 @@
 //! Realtime (speech-to-speech) LLM session events: connecting, audio in and out,
 //! responses, conversation items, transcriptions and errors.
+//!
+//! Provenance: these are Vision Agents' realtime events, each type the union of the
+//! versions seeds 000, 001 and 002 give. `provider` (on the connected and disconnected
+//! events) is in seeds 000 and 002 but not 001; the `epoch` of [`RealtimeAudioOutputEvent`]
+//! is only in seed 002; seeds 000 and 002 name the cleanliness flag `was_clean`, seed 001
+//! `clean`. [`RealtimeAudioOutputDoneEvent`] and [`RealtimeConversationItemEvent`] are
+//! listed only in seed 002; their `type` strings come from Vision Agents' code. The seeds'
+//! `session_id` fields are the base `session_id`.
 
 use crate::base::PcmData;
 use crate::{ErrorFields, define_event};
@@ -7,8 +15,7 @@ use crate::{ErrorFields, define_event};
 define_event! {
     /// A realtime LLM session has connected.
     ///
-    /// The seed's `session_id` field is the base `session_id` (one field on the wire).
-    /// `provider` is in seeds 000 and 002 but not 001 (union of the versions).
+    /// The session's id is the base `session_id` (one field on the wire).
     #[event(type = "plugin.realtime_connected", domain = Realtime, base = plugin)]
     pub struct RealtimeConnectedEvent {
         /// The provider (e.g. `openai`, `gemini`).
@@ -26,9 +33,7 @@ define_event! {
 define_event! {
     /// A realtime LLM session has disconnected.
     ///
-    /// The seed's `session_id` field is the base `session_id`. Seeds 000/002 name the
-    /// cleanliness flag `was_clean`, seed 001 `clean`: the field is `was_clean` and
-    /// decoding accepts `clean` too. `provider` is in seeds 000 and 002 but not 001.
+    /// The session's id is the base `session_id`.
     #[event(type = "plugin.realtime_disconnected", domain = Realtime, base = plugin)]
     pub struct RealtimeDisconnectedEvent {
         /// The provider.
@@ -37,8 +42,8 @@ define_event! {
         /// Why the session ended.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub reason: Option<String>,
-        /// Whether the session closed cleanly (true when absent on the wire, as in the
-        /// seed; `Default::default()` gives `false`).
+        /// Whether the session closed cleanly (true when absent on the wire; `Default::default()`
+        /// gives `false`). Decoding also accepts it as `clean`.
         #[serde(default = "crate::llm::default_true", alias = "clean")]
         pub was_clean: bool,
     }
@@ -56,8 +61,6 @@ define_event! {
 
 define_event! {
     /// Audio came back from the realtime session.
-    ///
-    /// `epoch` is only in seed 002 (union of the two versions).
     #[event(type = "plugin.realtime_audio_output", domain = Realtime, base = plugin)]
     pub struct RealtimeAudioOutputEvent {
         /// The audio received.
@@ -76,8 +79,6 @@ define_event! {
 define_event! {
     /// The realtime model has finished sending audio for a response, either normally or
     /// because the user interrupted it.
-    ///
-    /// Only seed 002 lists this class; its `type` string comes from Vision Agents' code.
     #[event(type = "plugin.realtime_audio_output_done", domain = Realtime, base = plugin)]
     pub struct RealtimeAudioOutputDoneEvent {
         /// The response whose audio is complete.
@@ -101,8 +102,8 @@ define_event! {
         pub text: Option<String>,
         /// Identifies the response.
         pub response_id: String,
-        /// Whether the response is complete (true when absent on the wire, as in the seed;
-        /// `Default::default()` gives `false`).
+        /// Whether the response is complete (true when absent on the wire; `Default::default()`
+        /// gives `false`).
         #[serde(default = "crate::llm::default_true")]
         pub is_complete: bool,
         /// The conversation item the response belongs to.
@@ -114,8 +115,6 @@ define_event! {
 define_event! {
     /// A conversation item of the realtime session was created or updated (a message, a
     /// function call or a function call's output).
-    ///
-    /// Only seed 002 lists this class; its `type` string comes from Vision Agents' code.
     #[event(type = "plugin.realtime_conversation_item", domain = Realtime, base = plugin)]
     pub struct RealtimeConversationItemEvent {
         /// Identifies the item.
@@ -139,15 +138,15 @@ define_event! {
 define_event! {
     /// The realtime session reported an error.
     ///
-    /// The exception is carried as data ([`ErrorFields`]); the seed's `error_message`
-    /// property is [`RealtimeErrorEvent::error_message`].
+    /// The exception is carried as data ([`ErrorFields`]); a human-readable message is
+    /// [`RealtimeErrorEvent::error_message`].
     #[event(type = "plugin.realtime_error", domain = Realtime, base = plugin)]
     pub struct RealtimeErrorEvent {
         /// The error, its code and where it happened.
         #[serde(flatten)]
         pub failure: ErrorFields,
-        /// Whether the session can carry on (true when absent on the wire, as in the seed;
-        /// `Default::default()` gives `false`).
+        /// Whether the session can carry on (true when absent on the wire; `Default::default()`
+        /// gives `false`).
         #[serde(default = "crate::llm::default_true")]
         pub is_recoverable: bool,
     }

@@ -1,4 +1,4 @@
-//! The provider contract: Hive's `StreamEvent` (seed 004), made strict.
+//! The provider contract: the stream of events every LLM provider yields.
 //!
 //! Every LLM provider (OpenAI-compatible Chat Completions, OpenAI Responses, Anthropic
 //! Messages, a local model, the scripted test double) turns what it receives into a stream
@@ -20,6 +20,12 @@
 //! `ChatModel` stream yields, one per token. On the bus each variant becomes a catalogue
 //! event with a namespaced `type` (`stream.text_delta`, ..., `stream.error`) carrying the
 //! base fields and the `request_id` of the LLM call: see [`StreamEvent::to_bus_event`].
+//!
+//! Provenance: [`StreamEvent`] is Hive's `StreamEvent` discriminated union (seed 004),
+//! made strict, with the seed's short `type` literals. Not in Hive:
+//! [`StreamEvent::ToolCallDelta`], [`ReasoningDelta::signature`], [`Finish::refusal`] and
+//! [`Finish::incomplete_reason`]. Hive carries a stream error as a string, where
+//! [`StreamErrorEvent`] carries an [`ErrorInfo`](crate::ErrorInfo).
 
 #[cfg(feature = "schema")]
 use schemars::JsonSchema;
@@ -109,7 +115,7 @@ pub struct ReasoningDelta {
     pub content: String,
     /// The provider's signature of the reasoning block, when this fragment carries it
     /// (Anthropic `signature_delta`, with empty `content`); it must be sent back with the
-    /// block in a later turn. Not in Hive.
+    /// block in a later turn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
 }
@@ -144,11 +150,10 @@ pub struct Finish {
     pub cost_usd: Option<f64>,
     /// The model that answered, as the stream names it.
     pub model: String,
-    /// The refusal text, when the model refused (OpenAI `delta.refusal`). Not in Hive.
+    /// The refusal text, when the model refused (OpenAI `delta.refusal`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
-    /// Why the response is incomplete (Responses API `incomplete_details.reason`). Not in
-    /// Hive.
+    /// Why the response is incomplete (Responses API `incomplete_details.reason`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incomplete_reason: Option<String>,
 }
@@ -297,9 +302,9 @@ impl std::error::Error for StreamError {}
 // The in-process union
 // ---------------------------------------------------------------------------------------
 
-/// One event of a provider stream: Hive's discriminated union, strict.
+/// One event of a provider stream.
 ///
-/// Serialised with the seed's short literal as `type` (`{"type":"text_delta",...}`).
+/// Serialised with the variant's short literal as `type` (`{"type":"text_delta",...}`).
 /// See the [module documentation](self) for the ordering contract.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(JsonSchema))]
@@ -311,7 +316,7 @@ pub enum StreamEvent {
     TextEnd(TextEnd),
     /// A complete tool call (`tool_call`).
     ToolCall(ToolCall),
-    /// A fragment of a tool call's arguments (`tool_call_delta`); not in Hive.
+    /// A fragment of a tool call's arguments (`tool_call_delta`).
     ToolCallDelta(ToolCallDelta),
     /// The result of a tool call (`tool_result`).
     ToolResult(ToolResult),
@@ -343,7 +348,7 @@ impl StreamEvent {
         })
     }
 
-    /// The seed's short `type` literal of the variant (`text_delta`, ..., `error`).
+    /// The variant's short `type` literal (`text_delta`, ..., `error`).
     pub fn kind(&self) -> &'static str {
         match self {
             StreamEvent::TextDelta(_) => "text_delta",
@@ -605,9 +610,9 @@ define_event! {
 }
 
 define_event! {
-    /// A provider stream failed ([`StreamError`]). Hive carries the error as a string;
-    /// here it is [`crate::ErrorInfo`] (`kind` is the [`StreamErrorKind`] string, `code`
-    /// the provider's code) plus the typed kind and status.
+    /// A provider stream failed ([`StreamError`]). The error is a [`crate::ErrorInfo`]
+    /// (`kind` is the [`StreamErrorKind`] string, `code` the provider's code), with the
+    /// typed kind and the HTTP status beside it.
     #[event(type = "stream.error", domain = Stream, base = event)]
     pub struct StreamErrorEvent {
         /// The LLM call.

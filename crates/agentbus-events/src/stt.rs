@@ -1,16 +1,19 @@
-//! Speech-to-text events: transcripts, partial transcripts, connection state and errors
-//! (Vision Agents' `vision_agents.core.stt.events`).
+//! Speech-to-text events: transcripts, partial transcripts, connection state and errors.
+//!
+//! Provenance: these are Vision Agents' `vision_agents.core.stt.events`. The seed marks
+//! [`STTTranscriptEvent`]'s `text` required and non-empty (decoding does not check that it
+//! is non-empty). [`STTErrorEvent`] is the union of the seeds: 002 adds `retry_count` and
+//! `is_recoverable` to 001's fields. [`STTConnectedEvent`] and [`STTDisconnectedEvent`]
+//! are listed only in seed 001.
 
 use crate::base::ConnectionState;
 use crate::{ErrorFields, define_event};
 
 define_event! {
     /// A final transcript of a stretch of speech is available.
-    ///
-    /// The seed marks `text` required and non-empty; it is required on the wire.
     #[event(type = "plugin.stt_transcript", domain = Stt, base = plugin)]
     pub struct STTTranscriptEvent {
-        /// The transcribed text.
+        /// The recognised text; required on the wire.
         pub text: String,
         /// Recognition confidence, 0.0 to 1.0.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,9 +52,8 @@ define_event! {
 define_event! {
     /// Speech-to-text failed.
     ///
-    /// Union of the seeds: 002 adds `retry_count` and `is_recoverable` to 001's fields.
-    /// The exception is carried as data ([`ErrorFields`]); the seed's `error_message`
-    /// property is [`STTErrorEvent::error_message`].
+    /// The exception is carried as data ([`ErrorFields`]); a human-readable message is
+    /// [`STTErrorEvent::error_message`].
     #[event(type = "plugin.stt_error", domain = Stt, base = plugin)]
     pub struct STTErrorEvent {
         /// The error, its code and where it happened.
@@ -60,8 +62,8 @@ define_event! {
         /// How many times the operation was retried.
         #[serde(default)]
         pub retry_count: u32,
-        /// Whether recognition can carry on (true when absent on the wire, as in the seed;
-        /// `Default::default()` gives `false`).
+        /// Whether recognition can carry on (true when absent on the wire; `Default::default()`
+        /// gives `false`).
         #[serde(default = "crate::llm::default_true")]
         pub is_recoverable: bool,
     }
@@ -94,13 +96,13 @@ define_event! {
 
 define_event! {
     /// A speech-to-text connection has been established. Carries only the plugin base
-    /// fields. Only seed 001 lists this class.
+    /// fields.
     #[event(type = "plugin.stt_connected", domain = Stt, base = plugin)]
     pub struct STTConnectedEvent {}
 }
 
 define_event! {
-    /// A speech-to-text connection has closed. Only seed 001 lists this class.
+    /// A speech-to-text connection has closed.
     #[event(type = "plugin.stt_disconnected", domain = Stt, base = plugin)]
     pub struct STTDisconnectedEvent {
         /// Why it closed.

@@ -1,4 +1,7 @@
-//! Tool (function-calling) execution events of the Vision Agents LLM layer.
+//! Tool (function-calling) execution events of the LLM layer: a tool call starting and
+//! finishing.
+//!
+//! Provenance: these are the tool events of Vision Agents' LLM layer.
 
 use crate::define_event;
 
@@ -26,8 +29,8 @@ define_event! {
         /// Name of the tool that ran.
         #[serde(default)]
         pub tool_name: String,
-        /// Whether the tool succeeded (true when absent on the wire, as in the seed;
-        /// `Default::default()` gives `false`).
+        /// Whether the tool succeeded (true when absent on the wire; `Default::default()`
+        /// gives `false`).
         #[serde(default = "crate::llm::default_true")]
         pub success: bool,
         /// What the tool returned, when it succeeded.

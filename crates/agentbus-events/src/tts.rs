@@ -1,5 +1,10 @@
 //! Text-to-speech events: audio chunks, synthesis start and completion, connection state
-//! and errors (Vision Agents' `vision_agents.core.tts.events`).
+//! and errors.
+//!
+//! Provenance: these are Vision Agents' `vision_agents.core.tts.events`. [`TTSErrorEvent`]
+//! is the union of the seeds: 002 adds `text_source`, `synthesis_id` and `is_recoverable`
+//! to 001's fields. [`TTSConnectedEvent`] and [`TTSDisconnectedEvent`] are listed only in
+//! seed 001.
 
 use crate::base::{ConnectionState, PcmData};
 use crate::{ErrorFields, define_event};
@@ -82,9 +87,8 @@ define_event! {
 define_event! {
     /// Speech synthesis failed.
     ///
-    /// Union of the seeds: 002 adds `text_source`, `synthesis_id` and `is_recoverable`
-    /// to 001's fields. The exception is carried as data ([`ErrorFields`]); the seed's
-    /// `error_message` property is [`TTSErrorEvent::error_message`].
+    /// The exception is carried as data ([`ErrorFields`]); a human-readable message is
+    /// [`TTSErrorEvent::error_message`].
     #[event(type = "plugin.tts_error", domain = Tts, base = plugin)]
     pub struct TTSErrorEvent {
         /// The error, its code and where it happened.
@@ -96,8 +100,8 @@ define_event! {
         /// The synthesis that failed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub synthesis_id: Option<String>,
-        /// Whether synthesis can carry on (true when absent on the wire, as in the seed;
-        /// `Default::default()` gives `false`).
+        /// Whether synthesis can carry on (true when absent on the wire; `Default::default()`
+        /// gives `false`).
         #[serde(default = "crate::llm::default_true")]
         pub is_recoverable: bool,
     }
@@ -127,13 +131,13 @@ define_event! {
 
 define_event! {
     /// A text-to-speech connection has been established. Carries only the plugin base
-    /// fields. Only seed 001 lists this class.
+    /// fields.
     #[event(type = "plugin.tts_connected", domain = Tts, base = plugin)]
     pub struct TTSConnectedEvent {}
 }
 
 define_event! {
-    /// A text-to-speech connection has closed. Only seed 001 lists this class.
+    /// A text-to-speech connection has closed.
     #[event(type = "plugin.tts_disconnected", domain = Tts, base = plugin)]
     pub struct TTSDisconnectedEvent {
         /// Why it closed.

@@ -1,11 +1,14 @@
 //! Turn detection events: a speaker starting and finishing their turn.
+//!
+//! Provenance: these are Vision Agents' turn detection events; the seed's `participant`
+//! fields are the base `participant`.
 
 use crate::define_event;
 
 define_event! {
     /// A speaker has started their turn.
     ///
-    /// The seed's `participant` field (who started speaking) is the base `participant`.
+    /// Who started speaking is the base `participant`.
     #[event(type = "plugin.turn_detection.turn_started", domain = Turn, base = plugin)]
     pub struct TurnStartedEvent {
         /// The id of the participant speaking.
@@ -24,7 +27,7 @@ define_event! {
     /// A speaker has finished their turn, with how long it lasted and the silence that
     /// ended it.
     ///
-    /// The seed's `participant` field (who stopped speaking) is the base `participant`.
+    /// Who stopped speaking is the base `participant`.
     #[event(type = "plugin.turn_detection.turn_ended", domain = Turn, base = plugin)]
     pub struct TurnEndedEvent {
         /// The id of the participant.

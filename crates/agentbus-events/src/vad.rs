@@ -1,14 +1,16 @@
 //! Voice activity detection events: speech starting, speech ending, errors.
 //!
-//! The seed gives these classes but no `type` strings; they follow their siblings'
-//! pattern (`plugin.vad_speech_start`, ...), as `catalogue.md` settles.
+//! Provenance: these are Vision Agents' voice activity detection events. The seed gives
+//! these classes but no `type` strings; they follow their siblings' pattern
+//! (`plugin.vad_speech_start`, ...), as `catalogue.md` settles. The seed's `timestamp`
+//! fields are the base `timestamp`.
 
 use crate::{ErrorFields, define_event};
 
 define_event! {
     /// Voice activity detection heard speech begin.
     ///
-    /// The seed's `timestamp` field (when speech started) is the base `timestamp`.
+    /// The base `timestamp` is when speech started.
     #[event(type = "plugin.vad_speech_start", domain = Vad, base = plugin)]
     pub struct VADSpeechStartEvent {}
 }
@@ -16,7 +18,7 @@ define_event! {
 define_event! {
     /// Voice activity detection heard speech end.
     ///
-    /// The seed's `timestamp` field (when speech ended) is the base `timestamp`.
+    /// The base `timestamp` is when speech ended.
     #[event(type = "plugin.vad_speech_end", domain = Vad, base = plugin)]
     pub struct VADSpeechEndEvent {
         /// How long the speech segment lasted, in milliseconds.

@@ -1,13 +1,17 @@
 //! Video processor events: detection models (Roboflow, Ultralytics, ...) reporting on
 //! frames.
+//!
+//! Provenance: in Vision Agents, [`VideoProcessorDetectionEvent`] is the base class that
+//! detection plugins subclass with their own fields; here it is one event with the
+//! shared fields.
 
 use crate::define_event;
 
 define_event! {
     /// A video processor has finished processing a frame and reports what it detected.
     ///
-    /// In Vision Agents this is the base class that detection plugins subclass with their
-    /// own fields; here it carries the shared fields the metrics collector reads.
+    /// Carries the fields every detection processor shares, which the metrics collector
+    /// reads.
     #[event(type = "plugin.video_processor.detection", domain = Video, base = plugin)]
     pub struct VideoProcessorDetectionEvent {
         /// The model used.

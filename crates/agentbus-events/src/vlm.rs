@@ -1,12 +1,14 @@
 //! Vision-language model (VLM) inference events.
+//!
+//! Provenance: these are Vision Agents' VLM events. Vision Agents generates
+//! [`VLMInferenceStartEvent`]'s `inference_id` when not given, where the wire requires it.
 
 use crate::{ErrorFields, define_event};
 
 define_event! {
     /// A vision-language model inference over video frames has started.
     ///
-    /// The seed calls `inference_id` auto-generated when not given; on the wire it is
-    /// required, so producers assign it before sending.
+    /// `inference_id` is required on the wire: producers assign one before sending.
     #[event(type = "plugin.vlm_inference_start", domain = Vlm, base = plugin)]
     pub struct VLMInferenceStartEvent {
         /// Identifies this inference.
@@ -65,8 +67,8 @@ define_event! {
         /// The inference that failed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub inference_id: Option<String>,
-        /// Whether inference can carry on (true when absent on the wire, as in the seed;
-        /// `Default::default()` gives `false`).
+        /// Whether inference can carry on (true when absent on the wire; `Default::default()`
+        /// gives `false`).
         #[serde(default = "crate::llm::default_true")]
         pub is_recoverable: bool,
     }

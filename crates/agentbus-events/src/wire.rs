@@ -8,7 +8,7 @@
 //!
 //! `type` names the event, `schema_version` the version of this format; then come the
 //! base fields ([`EventMeta`](crate::EventMeta)) and the event's own fields, side by side.
-//! Encoding is [`write`]/[`to_value`]; decoding a known type is [`decode_as`], decoding
+//! Encoding is [`write()`]/[`to_value`]; decoding a known type is [`decode_as`], decoding
 //! any registered type is [`Registry::decode`](crate::Registry::decode).
 
 use serde::{Deserialize, Serialize};
