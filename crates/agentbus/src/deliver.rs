@@ -3,28 +3,36 @@
 //!
 //! A delivery attempt is synchronous and all-or-nothing:
 //! 1. route the event (one lock-free load, one `TypeId` lookup) and check registration;
-//! 2. reserve a place in every `Block` and `Error` subscriber. A full `Error`
-//!    subscriber — or a full `Block` one when the caller cannot wait — is a refusal;
-//!    a full `Block` subscriber the caller can wait for gives every reservation back
-//!    and returns it, so the caller waits for room (asynchronously, or parked) and tries
-//!    again. Nothing is held while waiting;
-//! 3. if every subscriber refused: `Err`, and no `seq` is consumed;
-//! 4. otherwise take a `seq`, stamp and share the event, and push it to every subscriber
-//!    that did not refuse (`DropOldest` subscribers drop their oldest delivery when
-//!    full). No step here waits.
+//! 2. when the caller can wait: look (read-only) for a full `Block` subscriber. If there
+//!    is one, nothing is sent and nothing is held: the attempt returns it, the caller
+//!    waits for room in it (asynchronously, or parked) and tries again. (The first
+//!    subscriber needs no look: step 3 reserves in it before anything is pushed, and a
+//!    full one ends the attempt the same way.);
+//! 3. one pass over the subscribers: reserve a place and push at once. The `seq` is taken
+//!    and the event stamped at the first subscriber that accepts it, so when every
+//!    subscriber refuses (full `Error` ones, full `Block` ones when the caller cannot
+//!    wait) the send is an `Err` and no `seq` is consumed. `DropOldest` subscribers drop
+//!    their oldest delivery when full. A `Block` subscriber that step 2 found with room
+//!    but another thread filled since takes the delivery past its capacity (see
+//!    `Subscriber::reserve_past_capacity`): by at most one per thread sending at that
+//!    instant. No step here waits.
+//!
+//! One pass rather than "reserve everywhere, then push everywhere": with two passes a
+//! consumer sees its place reserved long before the delivery arrives and spins for it,
+//! which made 100 subscribers 0.75x as fast (`bench bus`, N=100).
 
 use std::sync::atomic::Ordering::*;
 use std::sync::{Arc, Weak};
 
 use agentbus_events::base::ExceptionEvent;
 use agentbus_events::bus::SubscriberLaggedEvent;
-use agentbus_events::{Event, EventMeta, Outgoing, Seq};
+use agentbus_events::{DynEvent, Event, EventMeta, Outgoing, Seq};
 
 use crate::consumer::{Failure, current_subscriber};
 use crate::core::{Core, Node};
-use crate::routes::Routes;
+use crate::routes::{Destination, Routes};
 use crate::slots::NoRoom;
-use crate::subscriber::{Push, Reservation, Subscriber};
+use crate::subscriber::{Push, Subscriber};
 use crate::{Overflow, Registration, SendError, Sent};
 
 /// Whether the caller of a delivery attempt can wait for room in a `Block` subscriber.
@@ -77,22 +85,6 @@ impl Drop for SendGuard<'_> {
     }
 }
 
-/// What phase 2 does for one subscriber.
-#[derive(Clone, Copy)]
-enum Slot {
-    /// `DropOldest`: push, dropping the oldest delivery when full.
-    Push,
-    /// A reserved place to commit to.
-    Reserved(Reservation),
-    /// Full: the subscriber does not get the event.
-    Refused,
-    /// Removed since the routes were loaded: it is no longer a subscriber of the event.
-    Gone,
-}
-
-/// Subscribers of one event whose slots live on the stack.
-const INLINE_SLOTS: usize = 16;
-
 /// One delivery attempt (see the module documentation).
 pub(crate) fn attempt<O: Outgoing>(node: &Node, event: O, mode: Mode) -> Attempt<O> {
     let core = node.core.load();
@@ -109,45 +101,88 @@ pub(crate) fn attempt<O: Outgoing>(node: &Node, event: O, mode: Mode) -> Attempt
     }
     let subs = dest.subs;
 
-    // Phase 1: reserve.
-    let mut inline = [Slot::Refused; INLINE_SLOTS];
-    let mut heap = Vec::new();
-    let slots: &mut [Slot] = if subs.len() <= INLINE_SLOTS {
-        &mut inline[..subs.len()]
-    } else {
-        heap.resize(subs.len(), Slot::Refused);
-        &mut heap
-    };
+    // Step 2: a full `Block` subscriber to wait for (read-only: nothing to give back).
+    // The first subscriber needs no look: step 3 reserves in it before anything is pushed.
+    if mode == Mode::Wait {
+        for sub in subs.iter().skip(1) {
+            if sub.options.overflow == Overflow::Block
+                && sub.is_full()
+                && current_subscriber() != Some(sub.id)
+            {
+                return Attempt::WaitFor(Arc::clone(sub), event);
+            }
+        }
+    }
+
+    // Step 3: one pass, reserve and push.
+    let mut pending = Some(event);
+    let mut shared: Option<Arc<dyn DynEvent>> = None;
+    let mut seq = None;
     let mut refused = Vec::new();
+    let last = subs.len().saturating_sub(1);
     for (i, sub) in subs.iter().enumerate() {
-        slots[i] = match sub.options.overflow {
-            Overflow::DropOldest => Slot::Push,
+        let reservation = match sub.options.overflow {
+            Overflow::DropOldest => None,
             policy => match sub.reserve() {
-                Ok(reservation) => Slot::Reserved(reservation),
-                Err(NoRoom::Closed) => Slot::Gone,
+                Ok(reservation) => Some(reservation),
+                Err(NoRoom::Closed) => continue,
                 Err(NoRoom::Full) => {
-                    if policy == Overflow::Block
+                    let can_wait = policy == Overflow::Block
                         && mode == Mode::Wait
-                        && current_subscriber() != Some(sub.id)
-                    {
-                        cancel_all(&subs[..i], &slots[..i]);
-                        return Attempt::WaitFor(Arc::clone(sub), event);
+                        && current_subscriber() != Some(sub.id);
+                    if !can_wait {
+                        refused.push(sub.refusal());
+                        continue;
                     }
-                    refused.push(sub.refusal());
-                    Slot::Refused
+                    match pending.take() {
+                        // Nothing pushed yet: wait for room, holding nothing.
+                        Some(event) => return Attempt::WaitFor(Arc::clone(sub), event),
+                        None => match sub.reserve_past_capacity() {
+                            Ok(reservation) => Some(reservation),
+                            Err(_) => continue,
+                        },
+                    }
                 }
             },
         };
+        // Accepted: stamp on the first acceptance; the last subscriber takes the sender's
+        // copy, every other one a clone.
+        if shared.is_none() {
+            let Some(event) = pending.take() else { break };
+            let taken = next_seq(&core, &dest, event_type);
+            seq = Some(taken);
+            shared = Some(event.into_stamped(taken));
+        }
+        let stamped = if i == last {
+            shared.take()
+        } else {
+            shared.clone()
+        };
+        let Some(stamped) = stamped else { break };
+        match reservation {
+            Some(reservation) => sub.commit(reservation, stamped),
+            None => {
+                if let Push::Dropped { lag: Some(lag) } = sub.push_dropping_oldest(stamped) {
+                    publish_lag(node, sub, lag);
+                }
+            }
+        }
     }
-    if !refused.is_empty()
-        && slots
-            .iter()
-            .all(|s| matches!(s, Slot::Refused | Slot::Gone))
-    {
-        return Attempt::Done(Err(SendError::Full { refused }));
+    match seq {
+        Some(seq) => Attempt::Done(Ok(Sent { seq, refused })),
+        // No subscriber (or every one removed since the routes were loaded): sent, to
+        // nobody.
+        None if refused.is_empty() => Attempt::Done(Ok(Sent {
+            seq: next_seq(&core, &dest, event_type),
+            refused,
+        })),
+        // Every subscriber refused: not sent, and no `seq` consumed.
+        None => Attempt::Done(Err(SendError::Full { refused })),
     }
+}
 
-    // Phase 2: stamp and push; nothing here waits or fails.
+/// Takes the next `seq`, counting an unregistered type (lenient mode).
+fn next_seq(core: &Core, dest: &Destination<'_>, event_type: &'static str) -> Seq {
     if !dest.registered {
         core.unregistered.fetch_add(1, Relaxed);
     }
@@ -157,41 +192,7 @@ pub(crate) fn attempt<O: Outgoing>(node: &Node, event: O, mode: Mode) -> Attempt
     if !dest.silent {
         tracing::trace!(event_type, %seq, "send");
     }
-    let last = slots
-        .iter()
-        .rposition(|s| matches!(s, Slot::Push | Slot::Reserved(_)));
-    let mut shared = Some(event.into_stamped(seq));
-    for (i, (sub, slot)) in subs.iter().zip(slots.iter()).enumerate() {
-        if matches!(slot, Slot::Refused | Slot::Gone) {
-            continue;
-        }
-        // Every subscriber but the last gets a clone; the last takes the sender's.
-        let event = if Some(i) == last {
-            shared.take()
-        } else {
-            shared.as_ref().map(Arc::clone)
-        };
-        let Some(event) = event else { break };
-        match *slot {
-            Slot::Reserved(reservation) => sub.commit(reservation, event),
-            Slot::Push => {
-                if let Push::Dropped { lag: Some(lag) } = sub.push_dropping_oldest(event) {
-                    publish_lag(node, sub, lag);
-                }
-            }
-            Slot::Refused | Slot::Gone => {}
-        }
-    }
-    Attempt::Done(Ok(Sent { seq, refused }))
-}
-
-/// Gives back the places reserved so far.
-fn cancel_all(subs: &[Arc<Subscriber>], slots: &[Slot]) {
-    for (sub, slot) in subs.iter().zip(slots) {
-        if let Slot::Reserved(reservation) = *slot {
-            sub.cancel(reservation);
-        }
-    }
+    seq
 }
 
 /// `try_send` on a node.

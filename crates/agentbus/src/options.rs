@@ -44,8 +44,11 @@ pub struct SubscribeOptions {
     /// Most deliveries accepted and not yet finished by the handler: queued, running,
     /// or just finished (default 8192). The consumer reports finished deliveries in
     /// small batches (at most 32, and at most 1/16 of the capacity), so a sender can
-    /// see the queue full up to that many deliveries early: the bound is never
-    /// exceeded, only approached conservatively.
+    /// see the queue full up to that many deliveries early: the bound is approached
+    /// conservatively. A [`Block`](Overflow::Block) queue that several threads fill at
+    /// the same instant can go past it by at most one delivery per thread sending (a send
+    /// that found room a moment before, and has pushed the event to other subscribers,
+    /// may neither refuse nor wait: sends are all-or-nothing).
     pub capacity: usize,
     /// What happens when the queue is full (default [`Overflow::Block`]).
     pub overflow: Overflow,

@@ -7,12 +7,14 @@
 //!
 //! - the **count** of accepted deliveries not yet finished (reserved, queued, taken, or
 //!   running). A sender reserves its place with one `fetch_add` before pushing; that add
-//!   is also the capacity check. A reservation is either committed (the delivery is
-//!   pushed) or cancelled (the place is given back) without waiting in between. The
-//!   consumer gives places back in batches (see `consumer.rs`), so in a burst the word
-//!   stays in the sender's cache instead of bouncing between cores on every event. The
-//!   count therefore over-states the backlog by less than one batch: the bound is
-//!   conservative, never exceeded.
+//!   is also the capacity check. A reservation is committed (the delivery is pushed)
+//!   right after, without waiting in between. The consumer gives places back in batches
+//!   (see `consumer.rs`), so in a burst the word stays in the sender's cache instead of
+//!   bouncing between cores on every event. The count therefore over-states the backlog
+//!   by less than one batch: the bound is conservative. The one exception is a `Block`
+//!   subscriber two threads fill at the same instant (see
+//!   `Subscriber::reserve_past_capacity`): then it goes past its capacity by at most one
+//!   delivery per thread sending.
 //! - the **idle** bit: the consumer parks only by turning "count = what I hold" into
 //!   "same count, idle" with one compare-and-swap, so no reservation can slip past it;
 //!   the sender whose reservation saw the bit clears it and wakes the consumer when it
@@ -104,8 +106,8 @@ pub(crate) struct Subscriber {
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// A place reserved in a subscriber's queue: commit it (push) or cancel it, without
-/// waiting in between.
+/// A place reserved in a subscriber's queue: commit it (push) without waiting in
+/// between.
 #[derive(Clone, Copy)]
 pub(crate) struct Reservation {
     /// The consumer was idle when the place was reserved: the committer wakes it.
@@ -207,11 +209,23 @@ impl Subscriber {
         }
     }
 
-    /// Gives a reserved place back unused. The consumer, if it was idle, still is (the
-    /// count is back to what it held).
-    pub fn cancel(&self, reservation: Reservation) {
-        let Reservation { was_idle: _ } = reservation;
-        self.release(1);
+    /// Reserves a place whatever the count, or says the subscriber is closed: for a
+    /// `Block` subscriber that a sender found with room just before another thread filled
+    /// it. The sender may have pushed the event to other subscribers already, and may
+    /// neither refuse it here (it can wait for `Block` subscribers) nor wait (the send is
+    /// all-or-nothing), so the queue goes past its capacity by this one delivery: by at
+    /// most one per thread sending at that instant.
+    pub fn reserve_past_capacity(&self) -> Result<Reservation, NoRoom> {
+        self.state
+            .take()
+            .map(|(_, was_idle)| Reservation { was_idle })
+            .ok_or(NoRoom::Closed)
+    }
+
+    /// Whether `capacity` places are taken (a look, not a reservation).
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.queued() >= self.options.capacity
     }
 
     /// Offers one delivery to a `DropOldest` subscriber: when the queue is full, the

@@ -180,6 +180,55 @@ async fn send_await_waits_for_room() {
     assert_eq!(got.get(), (0..500).collect::<Vec<_>>());
 }
 
+/// A `send(..).await` dropped while it waits for room in a full `Block` subscriber
+/// delivers to nobody and consumes no `seq`, whether the full subscriber comes before or
+/// after the one with room; once there is room the next send reaches both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_send_await_delivers_to_nobody() {
+    for full_first in [true, false] {
+        let bus = bus();
+        let other = Log::default();
+        let subscribe_other = || {
+            let o = other.clone();
+            bus.subscribe("other", move |e: Arc<Ping>| {
+                let o = o.clone();
+                async move { o.push(e.n) }
+            })
+            .unwrap()
+        };
+        let (gate, _other, _stalled) = if full_first {
+            let (gate, stalled) = stalled(&bus, SubscribeOptions::new().capacity(1));
+            (gate, subscribe_other(), stalled)
+        } else {
+            let other = subscribe_other();
+            let (gate, stalled) = stalled(&bus, SubscribeOptions::new().capacity(1));
+            (gate, other, stalled)
+        };
+        // The stalled handler holds the one place.
+        assert_eq!(bus.send(ping(0)).await.unwrap().seq().get(), 1);
+        let waited = tokio::time::timeout(Duration::from_millis(100), bus.send(ping(1))).await;
+        assert!(
+            waited.is_err(),
+            "the send should wait for room (full_first={full_first})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(other.get(), vec![0], "full_first={full_first}");
+        // Room again: the next send is the second one the bus stamps.
+        gate.notify_one();
+        let sent = tokio::time::timeout(WAIT, bus.send(ping(2)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(sent.seq().get(), 2, "full_first={full_first}");
+        while other.len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(other.get(), vec![0, 2], "full_first={full_first}");
+        gate.notify_waiters();
+        let _report = bus.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
 #[tokio::test]
 async fn stats_count_deliveries_failures_and_time() {
     let bus = bus();
