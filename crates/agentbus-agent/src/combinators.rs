@@ -78,7 +78,7 @@ where
     let stream = stream.map(move |output| {
         if let ReactOutput::Event(event) = &output {
             let outcome =
-                std::panic::catch_unwind(AssertUnwindSafe(|| observer(&event.event, &event.origin)));
+                std::panic::catch_unwind(AssertUnwindSafe(|| observer(&event.event, event.origin())));
             match outcome {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {

@@ -51,12 +51,12 @@ impl Emitter {
         origin.event_seq = self.next_seq;
         self.next_seq += 1;
         event.meta_mut().session_id = Some(self.session_id.clone());
-        *event.origin_mut() = origin.clone();
+        *event.origin_mut() = origin;
         if let Some(publisher) = &self.publisher {
             publisher.publish_react(&event).await;
         }
         self.yielder
-            .put(ReactOutput::Event(EventYield { event, origin }))
+            .put(ReactOutput::Event(EventYield { event }))
             .await;
     }
 
@@ -73,12 +73,12 @@ impl Emitter {
         origin.tool_name = Some(tool_name.to_owned());
         origin.tool_call_id = Some(tool_call_id.to_owned());
         event.meta_mut().session_id = Some(self.session_id.clone());
-        *event.origin_mut() = origin.clone();
+        *event.origin_mut() = origin;
         if let Some(publisher) = &self.publisher {
             publisher.publish_react(&event).await;
         }
         self.yielder
-            .put(ReactOutput::Event(EventYield { event, origin }))
+            .put(ReactOutput::Event(EventYield { event }))
             .await;
     }
 

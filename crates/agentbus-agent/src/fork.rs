@@ -66,9 +66,9 @@ impl Tool for SubAgentTool {
                     ReactOutput::Response(answer) => response = Some(answer.response),
                     ReactOutput::Event(event) => {
                         if let ReactEvent::ReactEnd(end) = &event.event
-                            && event.origin.agent_call_id == end.origin.agent_call_id
+                            && event.origin().agent_call_id == end.origin.agent_call_id
                             && end.aborted
-                            && event.origin.fork_depth == context.origin().fork_depth + 1
+                            && event.origin().fork_depth == context.origin().fork_depth + 1
                         {
                             failure = Some(match &end.error {
                                 Some(error) => error.message.clone(),

@@ -9,7 +9,7 @@
 //!   timeouts) → results appended → next iteration, until a final answer,
 //!   `max_iterations`, cancellation or interruption.
 //! - A run is an [`AgentStream`] of [`AgentOutput`] =
-//!   `ReactOutput::Response | ReactOutput::Event(EventYield { event, origin })`; all 14
+//!   `ReactOutput::Response | ReactOutput::Event(EventYield { event })`; all 14
 //!   ReAct events and `CustomEvent` (see [`agentbus_events::react`]) are emitted at their
 //!   point, `ReactEndEvent` last.
 //! - [`Tool`] and [`FunctionTool`] (an async function with typed, schema-described

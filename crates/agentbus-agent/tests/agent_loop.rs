@@ -76,8 +76,7 @@ fn check_invariants(outputs: &[AgentOutput]) {
         let Some(event) = output.as_event() else {
             continue;
         };
-        assert_eq!(event.event.origin(), &event.origin);
-        let id = event.origin.agent_call_id.clone();
+        let id = event.origin().agent_call_id.clone();
         assert!(
             !ended.contains(&id),
             "event after ReactEnd of {id}: {:?}",
@@ -85,7 +84,7 @@ fn check_invariants(outputs: &[AgentOutput]) {
         );
         let expected = next.entry(id.clone()).or_insert(0);
         assert_eq!(
-            event.origin.event_seq,
+            event.origin().event_seq,
             *expected,
             "event_seq of {:?}",
             event.event.kind()
@@ -93,7 +92,7 @@ fn check_invariants(outputs: &[AgentOutput]) {
         *expected += 1;
         assert_eq!(
             event.event.meta().session_id.as_deref(),
-            Some(event.origin.session_id.as_str())
+            Some(event.origin().session_id.as_str())
         );
         if matches!(event.event, ReactEvent::ReactEnd(_)) {
             ended.push(id);
@@ -764,7 +763,7 @@ async fn interrupt_ends_the_turn_and_bumps_the_epoch() {
         outputs
             .iter()
             .filter_map(|o| o.as_event())
-            .all(|e| e.origin.epoch == 0)
+            .all(|e| e.origin().epoch == 0)
     );
     assert!(!agent.is_running());
 
@@ -775,7 +774,7 @@ async fn interrupt_ends_the_turn_and_bumps_the_epoch() {
     assert!(
         next.iter()
             .filter_map(|o| o.as_event())
-            .all(|e| e.origin.epoch == 1)
+            .all(|e| e.origin().epoch == 1)
     );
 
     let published = bus.0.lock().unwrap();
@@ -835,7 +834,7 @@ async fn sub_agents_two_levels_deep_keep_their_origins() {
     let origins: Vec<_> = outputs
         .iter()
         .filter_map(|o| o.as_event())
-        .map(|e| e.origin.clone())
+        .map(|e| e.origin().clone())
         .collect();
     let parent_id = origins[0].agent_call_id.clone();
     let child_origin = origins
@@ -878,7 +877,7 @@ async fn sub_agents_two_levels_deep_keep_their_origins() {
         let of_call: Vec<_> = outputs
             .iter()
             .filter_map(|o| o.as_event())
-            .filter(|e| &e.origin.agent_call_id == id)
+            .filter(|e| &e.origin().agent_call_id == id)
             .map(|e| e.event.kind())
             .collect();
         assert_eq!(of_call.first(), Some(&ReactEventKind::ReactStart));
@@ -888,16 +887,16 @@ async fn sub_agents_two_levels_deep_keep_their_origins() {
     let evs: Vec<_> = outputs.iter().filter_map(|o| o.as_event()).collect();
     let parent_tool_start = evs
         .iter()
-        .position(|e| e.origin.fork_depth == 0 && e.event.kind() == ReactEventKind::ToolCallStart)
+        .position(|e| e.origin().fork_depth == 0 && e.event.kind() == ReactEventKind::ToolCallStart)
         .unwrap();
     let parent_tool_end = evs
         .iter()
-        .position(|e| e.origin.fork_depth == 0 && e.event.kind() == ReactEventKind::ToolCallEnd)
+        .position(|e| e.origin().fork_depth == 0 && e.event.kind() == ReactEventKind::ToolCallEnd)
         .unwrap();
     let child_positions: Vec<usize> = evs
         .iter()
         .enumerate()
-        .filter(|(_, e)| e.origin.fork_depth >= 1)
+        .filter(|(_, e)| e.origin().fork_depth >= 1)
         .map(|(i, _)| i)
         .collect();
     assert!(
@@ -915,7 +914,7 @@ async fn sub_agents_two_levels_deep_keep_their_origins() {
     let leaf_texts: Vec<String> = outputs
         .iter()
         .filter_map(|o| o.as_event())
-        .filter(|e| e.origin.fork_depth == 2)
+        .filter(|e| e.origin().fork_depth == 2)
         .filter_map(|e| match &e.event {
             ReactEvent::LlmChunkArrive(c) => Some(c.delta.clone()),
             _ => None,

@@ -775,13 +775,18 @@ pub struct ResponseYield<M = serde_json::Value> {
     pub messages: Vec<M>,
 }
 
-/// One event of an agent call and where it came from.
+/// One event of an agent call; [`origin`](Self::origin) says where it came from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventYield {
     /// The event.
     pub event: ReactEvent,
-    /// Which agent call produced it (the same as `event.origin()`).
-    pub origin: EventOrigin,
+}
+
+impl EventYield {
+    /// Which agent call produced the event (the origin the event carries).
+    pub fn origin(&self) -> &EventOrigin {
+        self.event.origin()
+    }
 }
 
 /// What an agent call yields: events while it works, then (unless aborted) its response.

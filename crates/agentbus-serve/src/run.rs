@@ -120,7 +120,7 @@ pub(crate) trait FrameMapper: Send + 'static {
 /// Whether `output` is the end of a main-agent tool batch.
 pub(crate) fn is_batch_end(output: &AgentOutput) -> bool {
     matches!(output, ReactOutput::Event(e)
-        if !e.origin.is_fork() && matches!(e.event, ReactEvent::ToolCallsBatchEnd(_)))
+        if !e.origin().is_fork() && matches!(e.event, ReactEvent::ToolCallsBatchEnd(_)))
 }
 
 /// Starts `request` on `agent`, mapped by `mapper`; returns the frames' receiver. The

@@ -101,7 +101,7 @@ impl AgUiMapper {
         let ReactOutput::Event(yielded) = output else {
             return; // the response repeats what the events streamed
         };
-        let origin = &yielded.origin;
+        let origin = yielded.origin();
         if origin.is_fork() {
             self.push_fork(&yielded.event, out);
             return;

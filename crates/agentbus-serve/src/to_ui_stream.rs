@@ -87,7 +87,7 @@ impl UiStreamMapper {
         let ReactOutput::Event(yielded) = output else {
             return;
         };
-        if yielded.origin.is_fork() {
+        if yielded.origin().is_fork() {
             return;
         }
         match &yielded.event {

@@ -135,7 +135,7 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
     while let Some(output) = stream.next().await {
         if let ReactOutput::Event(event) = &output
             && let ReactEvent::ReactEnd(react_end) = &event.event
-            && event.origin.fork_depth == 0
+            && event.origin().fork_depth == 0
         {
             end = Some(react_end.clone());
         }
@@ -287,7 +287,7 @@ impl HumanOutput {
         let ReactOutput::Event(event) = output else {
             return Ok(());
         };
-        let indent = "  ".repeat(event.origin.fork_depth as usize);
+        let indent = "  ".repeat(event.origin().fork_depth as usize);
         let mut out = std::io::stdout().lock();
         match &event.event {
             ReactEvent::LlmChunkArrive(chunk) if chunk.channel == ChunkChannel::Text => {
