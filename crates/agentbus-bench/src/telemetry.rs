@@ -300,7 +300,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reps = args.reps.max(1);
     let mut results = Vec::new();
     let mut pass = true;
-    let mut strict_cost = f64::NAN;
+    let mut strict_cost: f64 = 0.0;
     for workload in [Workload::AgentStream, Workload::MetricsOnly] {
         let mut throughput: Vec<Vec<f64>> = vec![Vec::new(); Config::ALL.len()];
         let mut collector_ns: Vec<Vec<f64>> = vec![Vec::new(); Config::ALL.len()];
@@ -333,11 +333,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // without it. It is noisy on 2 cores (consumer wake-ups; a second subscriber
         // keeping the worker busy can even raise throughput), so the collector's own busy
         // time per event against the bus's time per event is printed beside it: the
-        // stricter figure, which grows as the bus gets faster.
-        if workload == Workload::AgentStream {
-            pass = 1.0 - medians[2] / baseline < TARGET_COST;
-            strict_cost = collector_ns[2] / baseline_ns;
-        }
+        // stricter figure, which grows as the bus gets faster. Both workloads must meet it
+        // (metrics-only is the worst case: every event records nine instruments).
+        pass &= 1.0 - medians[2] / baseline < TARGET_COST;
+        strict_cost = strict_cost.max(collector_ns[2] / baseline_ns);
         results.push(json!({
             "workload": workload.name(),
             "configs": configs,
@@ -349,7 +348,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "reps": reps,
         "subscribers_besides_collector": 1,
         "sender": "one plain thread (no runtime), Block policy; one runtime worker",
-        "target": format!("throughput cost of the collector < {:.0}% at N=1 (agent-stream, collector + OTel)", TARGET_COST * 100.0),
+        "target": format!("throughput cost of the collector < {:.0}% at N=1 (agent-stream and metrics-only, collector + OTel)", TARGET_COST * 100.0),
         "pass": pass,
         "strict_cost": round3(strict_cost),
         "results": results,
@@ -396,7 +395,7 @@ fn print_table(report: &Value) {
          without it; throughput cost = 1 - events/s with / without (noisy: wake-up effects)"
     );
     println!(
-        "target: {} — {} (stricter busy-time cost: {:.1}%)",
+        "target: {} — {} (stricter busy-time cost, the larger of the two: {:.1}%)",
         report["target"].as_str().unwrap_or(""),
         if report["pass"] == true {
             "PASS"

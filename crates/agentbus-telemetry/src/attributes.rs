@@ -1,6 +1,8 @@
 //! Precomputed attribute sets: the collector builds each distinct set of metric attributes
 //! once (on the first event that needs it) and reuses it for every later event with the
 //! same provider, model, tool, ... so recording allocates nothing in the steady state.
+//! The same cache ([`SetCache`]) keeps instruments bound to a set, for the hottest path
+//! (see `collector/llm.rs`), which then records without looking its attributes up.
 
 use opentelemetry::KeyValue;
 
@@ -9,9 +11,6 @@ use opentelemetry::KeyValue;
 #[allow(missing_docs)] // each names the instrument family the set belongs to
 pub enum Set {
     LlmVa,
-    LlmChat,
-    LlmTokensInput,
-    LlmTokensOutput,
     LlmErrorVa,
     LlmChatError,
     ToolVa,
@@ -39,24 +38,36 @@ pub const MAX_ENTRIES: usize = 4096;
 /// The key of a set: up to four strings (provider, model, tool, error kind, ...).
 pub type Key<'a> = [Option<&'a str>; 4];
 
-struct Entry {
+struct Entry<V> {
     hash: u64,
     set: Set,
     key: [Option<Box<str>>; 4],
-    attributes: Box<[KeyValue]>,
+    value: V,
+}
+
+/// Values built once per attribute set and key: the sets themselves
+/// ([`AttributeCache`]), or instruments bound to them.
+pub struct SetCache<V> {
+    entries: Vec<Entry<V>>,
+    /// Holds a value built for one event when the cache is full.
+    overflow: Option<V>,
 }
 
 /// The cache of attribute sets.
-#[derive(Default)]
-pub struct AttributeCache {
-    entries: Vec<Entry>,
-    /// Holds a set built for one event when the cache is full.
-    overflow: Vec<KeyValue>,
+pub type AttributeCache = SetCache<Vec<KeyValue>>;
+
+impl<V> Default for SetCache<V> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            overflow: None,
+        }
+    }
 }
 
-impl std::fmt::Debug for AttributeCache {
+impl<V> std::fmt::Debug for SetCache<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AttributeCache")
+        f.debug_struct("SetCache")
             .field("entries", &self.entries.len())
             .finish()
     }
@@ -79,14 +90,9 @@ fn fnv1a(set: Set, key: &Key<'_>) -> u64 {
     hash
 }
 
-impl AttributeCache {
-    /// The attribute set `set` for `key`, built by `build` the first time.
-    pub fn get(
-        &mut self,
-        set: Set,
-        key: Key<'_>,
-        build: impl FnOnce() -> Vec<KeyValue>,
-    ) -> &[KeyValue] {
+impl<V> SetCache<V> {
+    /// The value for `set` and `key`, built by `build` the first time.
+    pub fn get(&mut self, set: Set, key: Key<'_>, build: impl FnOnce() -> V) -> &V {
         let hash = fnv1a(set, &key);
         let found = self.entries.iter().position(|e| {
             e.hash == hash
@@ -97,20 +103,19 @@ impl AttributeCache {
                     .all(|(a, b)| a.as_deref() == *b)
         });
         if let Some(index) = found {
-            return &self.entries[index].attributes;
+            return &self.entries[index].value;
         }
         if self.entries.len() >= MAX_ENTRIES {
-            self.overflow = build();
-            return &self.overflow;
+            return self.overflow.insert(build());
         }
         self.entries.push(Entry {
             hash,
             set,
             key: key.map(|k| k.map(Box::from)),
-            attributes: build().into_boxed_slice(),
+            value: build(),
         });
         // Just pushed: the vector is not empty.
-        &self.entries[self.entries.len() - 1].attributes
+        &self.entries[self.entries.len() - 1].value
     }
 
     /// Number of cached sets.
@@ -178,7 +183,7 @@ mod tests {
             Vec::new()
         });
         cache.get(
-            Set::LlmChat,
+            Set::ToolVa,
             [Some("openai"), Some("gpt"), None, None],
             || {
                 built += 1;

@@ -13,6 +13,102 @@ struct LlmCall<'a> {
     output_tokens: Option<u64>,
 }
 
+/// The instruments an LLM call records, bound to the attribute sets of one provider and
+/// model pair (kept per pair in `State::llm_calls`): every event of the metrics-only
+/// stream records nine values, and a bound record skips the SDK's per-call attribute
+/// lookup (hashing every attribute, then comparing), which was most of the cost
+/// (`bench telemetry`). Each is bound on its first value, so an instrument that never
+/// got one exports no series.
+pub(super) struct LlmCallInstruments {
+    /// Provider and model (the Vision Agents names).
+    va: Vec<KeyValue>,
+    /// Operation, provider and models (the GenAI names).
+    chat: Vec<KeyValue>,
+    /// `chat` and the token type, for token usage.
+    input: Vec<KeyValue>,
+    output: Vec<KeyValue>,
+    latency: OnceCell<BoundHistogram<f64>>,
+    ttft: OnceCell<BoundHistogram<f64>>,
+    tokens_input: OnceCell<BoundCounter<u64>>,
+    tokens_output: OnceCell<BoundCounter<u64>>,
+    operation_duration: OnceCell<BoundHistogram<f64>>,
+    gen_ai_ttft: OnceCell<BoundHistogram<f64>>,
+    tpot: OnceCell<BoundHistogram<f64>>,
+    token_usage_input: OnceCell<BoundHistogram<u64>>,
+    token_usage_output: OnceCell<BoundHistogram<u64>>,
+}
+
+impl LlmCallInstruments {
+    /// The attribute sets of `call`'s provider and models; nothing bound yet.
+    fn new(call: &LlmCall<'_>) -> Self {
+        let chat = || {
+            Builder::new()
+                .with(attr::GEN_AI_OPERATION_NAME, "chat")
+                .with_opt(attr::GEN_AI_PROVIDER_NAME, call.provider)
+                .with_opt(attr::GEN_AI_REQUEST_MODEL, call.request_model)
+                .with_opt(attr::GEN_AI_RESPONSE_MODEL, call.response_model)
+        };
+        Self {
+            va: Builder::new()
+                .with_opt(attr::PROVIDER, call.provider)
+                .with_opt(attr::MODEL, call.response_model)
+                .build(),
+            chat: chat().build(),
+            input: chat().with(attr::GEN_AI_TOKEN_TYPE, "input").build(),
+            output: chat().with(attr::GEN_AI_TOKEN_TYPE, "output").build(),
+            latency: OnceCell::new(),
+            ttft: OnceCell::new(),
+            tokens_input: OnceCell::new(),
+            tokens_output: OnceCell::new(),
+            operation_duration: OnceCell::new(),
+            gen_ai_ttft: OnceCell::new(),
+            tpot: OnceCell::new(),
+            token_usage_input: OnceCell::new(),
+            token_usage_output: OnceCell::new(),
+        }
+    }
+
+    /// Records what `call` reported.
+    fn record(&self, i: &Instruments, call: &LlmCall<'_>) {
+        if let Some(v) = call.latency_ms {
+            let bound = self.latency.get_or_init(|| i.llm_latency.bind(&self.va));
+            bound.record(v);
+            let bound = (self.operation_duration)
+                .get_or_init(|| i.gen_ai_operation_duration.bind(&self.chat));
+            bound.record(v / 1000.0);
+        }
+        if let Some(v) = call.ttft_ms {
+            self.ttft
+                .get_or_init(|| i.llm_ttft.bind(&self.va))
+                .record(v);
+            self.gen_ai_ttft
+                .get_or_init(|| i.gen_ai_ttft.bind(&self.chat))
+                .record(v / 1000.0);
+        }
+        if let Some(v) = time_per_output_token(call.latency_ms, call.ttft_ms, call.output_tokens) {
+            self.tpot
+                .get_or_init(|| i.gen_ai_tpot.bind(&self.chat))
+                .record(v);
+        }
+        if let Some(v) = call.input_tokens {
+            self.tokens_input
+                .get_or_init(|| i.llm_tokens_input.bind(&self.va))
+                .add(v);
+            self.token_usage_input
+                .get_or_init(|| i.gen_ai_token_usage.bind(&self.input))
+                .record(v);
+        }
+        if let Some(v) = call.output_tokens {
+            self.tokens_output
+                .get_or_init(|| i.llm_tokens_output.bind(&self.va))
+                .add(v);
+            self.token_usage_output
+                .get_or_init(|| i.gen_ai_token_usage.bind(&self.output))
+                .record(v);
+        }
+    }
+}
+
 /// What one failed LLM call reported.
 struct LlmFailure<'a> {
     provider: Option<&'a str>,
@@ -48,53 +144,9 @@ impl State {
         }
         let Some(i) = i else { return };
         let key = [call.provider, call.request_model, call.response_model, None];
-        let va = self.attributes.get(Set::LlmVa, key, || {
-            Builder::new()
-                .with_opt(attr::PROVIDER, call.provider)
-                .with_opt(attr::MODEL, call.response_model)
-                .build()
-        });
-        if let Some(v) = call.latency_ms {
-            i.llm_latency.record(v, va);
-        }
-        if let Some(v) = call.ttft_ms {
-            i.llm_ttft.record(v, va);
-        }
-        if let Some(v) = call.input_tokens {
-            i.llm_tokens_input.add(v, va);
-        }
-        if let Some(v) = call.output_tokens {
-            i.llm_tokens_output.add(v, va);
-        }
-        let chat = || {
-            Builder::new()
-                .with(attr::GEN_AI_OPERATION_NAME, "chat")
-                .with_opt(attr::GEN_AI_PROVIDER_NAME, call.provider)
-                .with_opt(attr::GEN_AI_REQUEST_MODEL, call.request_model)
-                .with_opt(attr::GEN_AI_RESPONSE_MODEL, call.response_model)
-        };
-        let chat_attrs = self.attributes.get(Set::LlmChat, key, || chat().build());
-        if let Some(v) = call.latency_ms {
-            i.gen_ai_operation_duration.record(v / 1000.0, chat_attrs);
-        }
-        if let Some(v) = call.ttft_ms {
-            i.gen_ai_ttft.record(v / 1000.0, chat_attrs);
-        }
-        if let Some(v) = time_per_output_token(call.latency_ms, call.ttft_ms, call.output_tokens) {
-            i.gen_ai_tpot.record(v, chat_attrs);
-        }
-        if let Some(v) = call.input_tokens {
-            let a = self.attributes.get(Set::LlmTokensInput, key, || {
-                chat().with(attr::GEN_AI_TOKEN_TYPE, "input").build()
-            });
-            i.gen_ai_token_usage.record(v, a);
-        }
-        if let Some(v) = call.output_tokens {
-            let a = self.attributes.get(Set::LlmTokensOutput, key, || {
-                chat().with(attr::GEN_AI_TOKEN_TYPE, "output").build()
-            });
-            i.gen_ai_token_usage.record(v, a);
-        }
+        self.llm_calls
+            .get(Set::LlmVa, key, || LlmCallInstruments::new(&call))
+            .record(i, &call);
     }
 
     fn record_llm_failure(&mut self, i: Option<&Instruments>, failure: LlmFailure<'_>) {

@@ -16,6 +16,7 @@
 //!   twice. The provider stream's `stream.*` events are not recorded for the same reason
 //!   (the loop's `llm_call_end` already sums them).
 
+use std::cell::OnceCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -39,10 +40,10 @@ use agentbus_events::vlm::{VLMErrorEvent, VLMInferenceCompletedEvent};
 use agentbus_events::{DynEvent, ErrorInfo};
 use chrono::{DateTime, Utc};
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Meter, MeterProvider as _};
+use opentelemetry::metrics::{BoundCounter, BoundHistogram, Meter, MeterProvider as _};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
-use crate::attributes::{AttributeCache, Builder, Set};
+use crate::attributes::{AttributeCache, Builder, Set, SetCache};
 use crate::consts::SCOPE;
 use crate::instruments::{Instruments, attr};
 use crate::reader::MetricsReader;
@@ -82,6 +83,8 @@ struct Inner {
 struct State {
     summary: SummaryState,
     attributes: AttributeCache,
+    /// The LLM-call instruments bound per provider and model.
+    llm_calls: SetCache<llm::LlmCallInstruments>,
     /// `request_id` → (start time, requested model) of Vision Agents LLM requests.
     llm_requests: Pending<(DateTime<Utc>, Option<String>)>,
     /// `agent_call_id` → model asked for by the loop's current LLM call.
