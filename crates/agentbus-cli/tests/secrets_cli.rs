@@ -9,8 +9,10 @@
 //!
 //! The built `agentbus` binary, loopback fake servers, real files.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use agentbus_test_support::openai::{self, chunk};
 use agentbus_test_support::{FakeServer, Reply, closed_port};
@@ -62,20 +64,6 @@ enum KeySource {
     TrustedConfig,
 }
 
-/// A fresh directory under the system temp dir.
-fn scratch(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "agentbus-secrets-{name}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// `agentbus run` against `model` with the key named by `source`, everything logged, the
 /// bus events on stdout, metrics to `otlp` and as JSON; `store` is the `--store` URL.
 fn run(
@@ -85,18 +73,9 @@ fn run(
     otlp: &FakeServer,
     store: &str,
 ) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_agentbus"));
-    for (variable, _) in std::env::vars_os() {
-        let name = variable.to_string_lossy();
-        if name.starts_with("AGENTBUS_") || name.ends_with("_API_KEY") {
-            command.env_remove(&variable);
-        }
-    }
+    let mut command = common::isolated(dir, &dir.join("home"));
     command
-        .current_dir(dir)
-        .env("AGENTBUS_HOME", dir.join("home"))
         .env("RUST_LOG", "trace")
-        .env("NO_COLOR", "1")
         .args(["run", "--provider", "openai", "--base-url", &model.base_url])
         .args(["--events", "jsonl", "--metrics-json", "--store", store])
         .args(["--otlp-endpoint", &format!("http://{}", otlp.addr)])
@@ -224,7 +203,7 @@ fn the_key_reaches_the_model_server_and_nothing_else_whatever_fails() {
         KeySource::Flag,
         KeySource::TrustedConfig,
     ] {
-        let dir = scratch("case");
+        let dir = common::scratch("secrets", "case");
         let store = format!("sqlite://{}", dir.join("store.db").display());
 
         // An auth error whose body echoes the key: the run fails, and says why.
@@ -305,9 +284,7 @@ fn the_key_reaches_the_model_server_and_nothing_else_whatever_fails() {
 
         // The store kept the sessions of the runs above, and the key is in none of it
         // (searched as files above; here through the CLI too).
-        let sessions = Command::new(env!("CARGO_BIN_EXE_agentbus"))
-            .current_dir(&dir)
-            .env("AGENTBUS_HOME", dir.join("home"))
+        let sessions = common::isolated(&dir, &dir.join("home"))
             .args(["sessions", "--json", "--store", &store])
             .output()
             .unwrap();

@@ -1,6 +1,8 @@
 //! The CLI against a hostile repository, a hostile model and a reader that goes away:
 //! the built `agentbus` binary, real files, loopback fake OpenAI-compatible servers.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -53,34 +55,13 @@ fn read_files(paths: &[&str]) -> Vec<Value> {
 
 /// A fresh directory under the system temp dir.
 fn scratch(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "agentbus-security-{name}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("security", name)
 }
 
 /// `agentbus` run in `dir` with `home` as `$AGENTBUS_HOME` and none of the caller's
 /// agentbus or provider settings.
 fn agentbus(dir: &Path, home: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_agentbus"));
-    for (variable, _) in std::env::vars_os() {
-        let name = variable.to_string_lossy();
-        if name.starts_with("AGENTBUS_") || name.ends_with("_API_KEY") {
-            command.env_remove(&variable);
-        }
-    }
-    command
-        .current_dir(dir)
-        .env("AGENTBUS_HOME", home)
-        .env("RUST_LOG", "error")
-        .env("NO_COLOR", "1");
-    command
+    common::isolated(dir, home)
 }
 
 fn text(bytes: &[u8]) -> String {

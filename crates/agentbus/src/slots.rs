@@ -160,28 +160,23 @@ mod loom_tests {
 
         /// A sender's reservation and commit; false when refused (full).
         fn send(&self, item: u32) -> bool {
-            let Ok(was_idle) = self.slots.reserve(self.capacity) else {
-                return false;
-            };
-            let mut queue = self.queue.lock().unwrap();
-            queue.push_back(item);
-            assert!(
-                queue.len() <= self.capacity + self.slack,
-                "capacity exceeded"
-            );
-            drop(queue);
-            if was_idle && self.slots.take_idle() {
-                self.wake.notify();
+            match self.slots.reserve(self.capacity) {
+                Ok(was_idle) => self.commit(item, was_idle),
+                Err(_) => false,
             }
-            true
         }
 
         /// A sender that takes a place whatever the count (a `Block` subscriber another
         /// thread filled just after this send found room in it); false when closed.
         fn send_past_capacity(&self, item: u32) -> bool {
-            let Some((_, was_idle)) = self.slots.take() else {
-                return false;
-            };
+            match self.slots.take() {
+                Some((_, was_idle)) => self.commit(item, was_idle),
+                None => false,
+            }
+        }
+
+        /// Pushes into a place taken, waking the consumer if the place saw it idle.
+        fn commit(&self, item: u32, was_idle: bool) -> bool {
             let mut queue = self.queue.lock().unwrap();
             queue.push_back(item);
             assert!(
