@@ -103,10 +103,13 @@ pub(crate) fn attempt<O: Outgoing>(node: &Node, event: O, mode: Mode) -> Attempt
 
     // Step 2: a full `Block` subscriber to wait for (read-only: nothing to give back).
     // The first subscriber needs no look: step 3 reserves in it before anything is pushed.
+    // One being removed is left to step 3, which skips it once closed (waiting for it
+    // here would return at once, again and again, until it is).
     if mode == Mode::Wait {
         for sub in subs.iter().skip(1) {
             if sub.options.overflow == Overflow::Block
                 && sub.is_full()
+                && !sub.is_closing()
                 && current_subscriber() != Some(sub.id)
             {
                 return Attempt::WaitFor(Arc::clone(sub), event);
