@@ -47,17 +47,8 @@ impl Emitter {
     /// it to the bus, and yields it.
     pub(crate) async fn emit(&mut self, event: impl Into<ReactEvent>) {
         let mut event = event.into();
-        let mut origin = self.origin.clone();
-        origin.event_seq = self.next_seq;
-        self.next_seq += 1;
-        event.meta_mut().session_id = Some(self.session_id.clone());
-        *event.origin_mut() = origin;
-        if let Some(publisher) = &self.publisher {
-            publisher.publish_react(&event).await;
-        }
-        self.yielder
-            .put(ReactOutput::Event(EventYield { event }))
-            .await;
+        self.stamp(&mut event);
+        self.send(event).await;
     }
 
     /// Emits a tool's custom event with this run's origin plus the tool's name and id.
@@ -67,13 +58,25 @@ impl Emitter {
         tool_name: &str,
         tool_call_id: &str,
     ) {
-        let mut origin = self.origin.clone();
-        origin.event_seq = self.next_seq;
-        self.next_seq += 1;
+        let origin = self.stamp(&mut event);
         origin.tool_name = Some(tool_name.to_owned());
         origin.tool_call_id = Some(tool_call_id.to_owned());
+        self.send(event).await;
+    }
+
+    /// Gives `event` the session, this run's origin and the next `event_seq`; returns the
+    /// origin for the caller to add to.
+    fn stamp<'e>(&mut self, event: &'e mut ReactEvent) -> &'e mut EventOrigin {
         event.meta_mut().session_id = Some(self.session_id.clone());
-        *event.origin_mut() = origin;
+        let origin = event.origin_mut();
+        origin.clone_from(&self.origin);
+        origin.event_seq = self.next_seq;
+        self.next_seq += 1;
+        origin
+    }
+
+    /// Hands a stamped event to the bus, then yields it.
+    async fn send(&mut self, event: ReactEvent) {
         if let Some(publisher) = &self.publisher {
             publisher.publish_react(&event).await;
         }
