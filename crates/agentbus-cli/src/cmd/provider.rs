@@ -64,6 +64,19 @@ pub struct ProviderArgs {
 /// number in `agentbus.toml` becomes). Written here because `humantime` rejects bare
 /// numbers, and this is all the CLI needs.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    parse_duration_or_zero(text)?
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            format!(
+                "`{}` is not a positive duration a clock can hold",
+                text.trim()
+            )
+        })
+}
+
+/// As [`parse_duration`], with zero allowed (`--metrics-linger 0`): `None` for a
+/// duration no clock can hold.
+pub fn parse_duration_or_zero(text: &str) -> Result<Option<Duration>, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -79,10 +92,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => number * 3600.0,
         other => return Err(format!("unknown unit `{other}` in `{text}` (ms, s, m, h)")),
     };
-    Duration::try_from_secs_f64(seconds)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("`{text}` is not a positive duration a clock can hold"))
+    Ok(Duration::try_from_secs_f64(seconds).ok())
 }
 
 /// A size in bytes: a number with `KiB`, `MiB` or `GiB` (`KB`/`MB`/`GB` accepted, also

@@ -29,13 +29,8 @@ pub struct TelemetryArgs {
 
 /// A linger: a duration as the timeouts take it, or zero (no linger).
 fn parse_linger(text: &str) -> Result<std::time::Duration, String> {
-    let zero = text
-        .trim()
-        .trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    if zero.parse::<f64>().is_ok_and(|v| v == 0.0) {
-        return Ok(std::time::Duration::ZERO);
-    }
-    super::provider::parse_duration(text)
+    super::provider::parse_duration_or_zero(text)?
+        .ok_or_else(|| format!("`{}` is not a duration a clock can hold", text.trim()))
 }
 
 /// A duration as the flags take it (`15s`, `1.5s`).
@@ -170,5 +165,6 @@ mod tests {
         );
         assert!(linger(&["--metrics-linger", "soon"]).is_err());
         assert!(linger(&["--metrics-linger", "-1s"]).is_err());
+        assert!(linger(&["--metrics-linger", "0fortnights"]).is_err());
     }
 }
