@@ -82,49 +82,51 @@ pub fn plain_multi_row_insert(
             Ok(())
         }
         StoreLocation::Postgres { url, schema } => {
-            let url = url.clone();
-            let schema = schema.clone();
-            let rows = rows.to_vec();
-            // The sync client must not run inside a tokio runtime: use a thread of its own.
-            std::thread::spawn(move || -> Result<()> {
-                let mut client = postgres::Client::connect(&url, postgres::NoTls)
-                    .with_context(|| format!("connecting to {}", mask_url(&url)))?;
-                if let Some(schema) = schema {
-                    client
-                        .batch_execute(&format!("SET search_path TO \"{schema}\""))
-                        .context("selecting the schema")?;
-                }
-                let mut seq = first_seq;
-                for chunk in rows.chunks(batch) {
-                    let mut tx = client.transaction().context("starting a batch")?;
-                    let mut owned: Vec<(i64, Option<i64>)> = Vec::with_capacity(chunk.len());
-                    for row in chunk {
-                        seq += 1;
-                        owned.push((seq, row.bus_seq.map(|s| s as i64)));
-                    }
-                    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> =
-                        Vec::with_capacity(chunk.len() * 9);
-                    for (row, (seq, bus_seq)) in chunk.iter().zip(&owned) {
-                        params.extend_from_slice(&[
-                            seq,
-                            bus_seq,
-                            &row.event_id,
-                            &row.session_id,
-                            &row.event_type,
-                            &row.timestamp_us,
-                            &row.request_id,
-                            &row.agent_call_id,
-                            &row.body,
-                        ]);
-                    }
-                    tx.execute(&values(chunk.len(), true), &params)
-                        .context("inserting rows")?;
-                    tx.commit().context("committing a batch")?;
-                }
-                Ok(())
+            // The sync client must not run inside a tokio runtime: use a thread of its own,
+            // scoped, so it borrows the rows (a copy would be timed as part of the baseline).
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| -> Result<()> {
+                        let mut client = postgres::Client::connect(url, postgres::NoTls)
+                            .with_context(|| format!("connecting to {}", mask_url(url)))?;
+                        if let Some(schema) = schema {
+                            client
+                                .batch_execute(&format!("SET search_path TO \"{schema}\""))
+                                .context("selecting the schema")?;
+                        }
+                        let mut seq = first_seq;
+                        for chunk in rows.chunks(batch) {
+                            let mut tx = client.transaction().context("starting a batch")?;
+                            let mut owned: Vec<(i64, Option<i64>)> =
+                                Vec::with_capacity(chunk.len());
+                            for row in chunk {
+                                seq += 1;
+                                owned.push((seq, row.bus_seq.map(|s| s as i64)));
+                            }
+                            let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                                Vec::with_capacity(chunk.len() * 9);
+                            for (row, (seq, bus_seq)) in chunk.iter().zip(&owned) {
+                                params.extend_from_slice(&[
+                                    seq,
+                                    bus_seq,
+                                    &row.event_id,
+                                    &row.session_id,
+                                    &row.event_type,
+                                    &row.timestamp_us,
+                                    &row.request_id,
+                                    &row.agent_call_id,
+                                    &row.body,
+                                ]);
+                            }
+                            tx.execute(&values(chunk.len(), true), &params)
+                                .context("inserting rows")?;
+                            tx.commit().context("committing a batch")?;
+                        }
+                        Ok(())
+                    })
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the baseline insert thread panicked")))
             })
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the baseline insert thread panicked")))
         }
     }
 }
