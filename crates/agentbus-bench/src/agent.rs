@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::stats::percentile;
 use agentbus::{EventManager, Overflow, SubscribeOptions};
 use agentbus_agent::testing::{ScriptedCall, ScriptedTurns, Turn, finish, text, tool_calls};
 use agentbus_agent::{Agent, FunctionTool};
@@ -140,14 +141,6 @@ fn peak_rss_mb() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
 /// Runs `turn` `warmup + turns` times; each returns how many items it streamed.

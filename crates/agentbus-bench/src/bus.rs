@@ -98,6 +98,7 @@ const PACED_SPIN: Duration = Duration::from_micros(60);
 const LATENCY_SPIN: Duration = Duration::from_micros(200);
 
 use crate::alloc::{COUNTING, live_bytes};
+use crate::stats::{median, percentile, round3};
 
 // ---- figures -----------------------------------------------------------------------------
 
@@ -140,23 +141,6 @@ impl Figures {
         }
         figures
     }
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    match xs.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => xs[n / 2],
-        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
 fn tick(template: &Tick, n: u64) -> Tick {
@@ -543,13 +527,7 @@ fn measure(args: &Args) -> anyhow::Result<(Figures, Figures)> {
     let mut la: Vec<[f64; 3]> = Vec::new();
     let mut lb: Vec<[f64; 3]> = Vec::new();
     let mut ls: Vec<[f64; 3]> = Vec::new();
-    let summary = |l: &[f64]| {
-        [
-            percentile(l, 50.0),
-            percentile(l, 99.0),
-            percentile(l, 100.0),
-        ]
-    };
+    let summary = |l: &[f64]| [percentile(l, 0.5), percentile(l, 0.99), percentile(l, 1.0)];
     for _ in 0..reps {
         la.push(summary(&latency_agentbus(&rt, args.paced_events, None)?));
         ls.push(summary(&latency_agentbus(
@@ -638,10 +616,6 @@ fn ratios(ours: &Value, theirs: &Value) -> Value {
         });
     }
     out
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 /// Runs the Vision Agents script if `vision_agents` imports; its JSON, or why not.

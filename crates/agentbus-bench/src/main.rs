@@ -15,6 +15,7 @@ mod baseline;
 mod bus;
 mod local;
 mod sse;
+mod stats;
 mod store;
 mod telemetry;
 

@@ -12,6 +12,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use crate::stats::median;
 use agentbus_llm::{Api, StreamDecoder, StreamEvent};
 use serde_json::json;
 
@@ -100,11 +101,6 @@ fn decode(api: Api, body: &[u8]) -> (usize, Option<StreamEvent>) {
     decoder.end(&mut out);
     count += out.len();
     (count, out.pop().or(last))
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 struct Measured {

@@ -31,6 +31,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::baseline;
+use crate::stats::median;
 
 /// Arguments of `agentbus bench store`.
 #[derive(Debug, clap::Args)]
@@ -144,11 +145,6 @@ fn uuid_like() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     format!("{}_{nanos}", std::process::id())
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 struct Figures {

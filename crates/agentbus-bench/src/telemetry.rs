@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use crate::stats::{median, round3};
 use agentbus::{EventManager, SubscribeOptions};
 use agentbus_events::llm::LLMResponseCompletedEvent;
 use agentbus_events::react::{
@@ -275,20 +276,6 @@ fn run_once(
         events_per_s: events as f64 / elapsed.as_secs_f64(),
         collector_ns_per_event: collector_time.as_nanos() as f64 / events as f64,
     })
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 /// Runs `agentbus bench telemetry`.
