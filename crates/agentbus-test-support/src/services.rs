@@ -56,7 +56,8 @@ pub fn pg_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
-/// `url` with the password of its user info replaced by `***`, for messages.
+/// `url` with its passwords (user info and `password=` query) replaced by `***`, for
+/// messages: the store's own [`agentbus_store::mask_url`].
 ///
 /// # Examples
 ///
@@ -66,19 +67,9 @@ pub fn pg_url() -> String {
 /// assert_eq!(mask_password("postgres://app:hunter2@db/test"), "postgres://app:***@db/test");
 /// assert_eq!(mask_password("postgres://app@db/test"), "postgres://app@db/test");
 /// ```
+#[cfg(feature = "postgres")]
 pub fn mask_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
+    agentbus_store::mask_url(url)
 }
 
 /// Whether the test PostgreSQL server ([`pg_url`]) accepts a connection (probed once per
@@ -143,6 +134,7 @@ pub fn model_ready() -> bool {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "postgres")]
     #[test]
     fn masks_only_the_password() {
         assert_eq!(
