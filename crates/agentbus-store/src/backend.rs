@@ -83,8 +83,13 @@ pub trait Backend: Send {
     /// the totals in the store's own JSON form (`None`: no call yet), in no particular
     /// order; `None` for a store older than the version that keeps them (opened
     /// read-only, not migrated). [`EventStore::sessions`](crate::EventStore::sessions)
-    /// reads them; other callers have no use for them.
-    fn session_totals(&mut self, session_id: Option<&str>) -> Result<Option<Vec<StoredTotals>>>;
+    /// reads them; other callers have no use for them. The default keeps none, so a
+    /// backend written before totals existed still works: sessions are then summed from
+    /// their call events.
+    fn session_totals(&mut self, session_id: Option<&str>) -> Result<Option<Vec<StoredTotals>>> {
+        let _ = session_id;
+        Ok(None)
+    }
 
     /// The highest store `seq` (0 when the store is empty).
     fn last_seq(&mut self) -> Result<u64>;
