@@ -2,19 +2,11 @@
 
 use std::process::Command;
 
-#[test]
-fn bench_bus_json_has_every_figure_for_us_and_the_baseline() {
+/// Runs `agentbus-bench bus` once with `args`, no Python, and returns its stdout.
+fn bench_bus(args: &[&str]) -> Vec<u8> {
     let out = Command::new(env!("CARGO_BIN_EXE_agentbus-bench"))
-        .args([
-            "bus",
-            "--json",
-            "--events",
-            "2000",
-            "--paced-events",
-            "50",
-            "--pending",
-            "500",
-        ])
+        .arg("bus")
+        .args(args)
         .args(["--reps", "1", "--no-python"])
         .output()
         .unwrap();
@@ -23,7 +15,21 @@ fn bench_bus_json_has_every_figure_for_us_and_the_baseline() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    out.stdout
+}
+
+#[test]
+fn bench_bus_json_has_every_figure_for_us_and_the_baseline() {
+    let out = bench_bus(&[
+        "--json",
+        "--events",
+        "2000",
+        "--paced-events",
+        "50",
+        "--pending",
+        "500",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
     for side in ["agentbus", "mpsc_baseline"] {
         for n in ["1", "10", "100"] {
             let calls = report[side]["calls_per_s"][n].as_f64().unwrap();
@@ -59,25 +65,15 @@ fn bench_bus_json_has_every_figure_for_us_and_the_baseline() {
 
 #[test]
 fn bench_bus_prints_a_table_by_default() {
-    let out = Command::new(env!("CARGO_BIN_EXE_agentbus-bench"))
-        .args([
-            "bus",
-            "--events",
-            "1000",
-            "--paced-events",
-            "20",
-            "--pending",
-            "100",
-        ])
-        .args(["--reps", "1", "--no-python"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let out = bench_bus(&[
+        "--events",
+        "1000",
+        "--paced-events",
+        "20",
+        "--pending",
+        "100",
+    ]);
+    let text = String::from_utf8(out).unwrap();
     for row in [
         "calls_per_s N=1",
         "calls_per_s N=100",
