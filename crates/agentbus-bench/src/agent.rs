@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::python::peer_command;
 use crate::stats::percentile;
 use agentbus::{EventManager, Overflow, SubscribeOptions};
 use agentbus_agent::testing::{ScriptedCall, ScriptedTurns, Turn, finish, text, tool_calls};
@@ -222,12 +223,7 @@ fn python_peer(args: &Args) -> anyhow::Result<Option<Figures>> {
         || "the built-in SimpleLLMFunc peer".to_owned(),
         |s| s.display().to_string(),
     );
-    let mut command = Command::new(&args.python);
-    match &args.script {
-        Some(script) => command.arg(script),
-        None => command.args(["-c", SIMPLELLMFUNC_SCRIPT]),
-    };
-    let output = command
+    let output = peer_command(&args.python, args.script.as_deref(), SIMPLELLMFUNC_SCRIPT)
         .args([
             "--turns",
             &args.turns.to_string(),

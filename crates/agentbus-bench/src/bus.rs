@@ -98,6 +98,7 @@ const PACED_SPIN: Duration = Duration::from_micros(60);
 const LATENCY_SPIN: Duration = Duration::from_micros(200);
 
 use crate::alloc::{COUNTING, live_bytes};
+use crate::python::peer_command;
 use crate::stats::{median, percentile, round3};
 
 // ---- figures -----------------------------------------------------------------------------
@@ -637,12 +638,7 @@ fn vision_agents(args: &Args) -> Value {
             return json!({"available": false, "reason": format!("{}: {e}", args.python.display())});
         }
     }
-    let mut command = Command::new(&args.python);
-    match &args.script {
-        Some(script) => command.arg(script),
-        None => command.args(["-c", VISION_AGENTS_SCRIPT]),
-    };
-    let out = command
+    let out = peer_command(&args.python, args.script.as_deref(), VISION_AGENTS_SCRIPT)
         .args(["--events", &args.events.min(100_000).to_string()])
         .args(["--paced-events", &args.paced_events.to_string()])
         .args(["--pending", &args.pending.min(20_000).to_string()])

@@ -14,6 +14,7 @@ mod alloc;
 mod baseline;
 mod bus;
 mod local;
+mod python;
 mod sse;
 mod stats;
 mod store;
