@@ -97,6 +97,7 @@ fn session_events(session: &str, span: f64) -> Vec<Box<dyn DynEvent>> {
             request_id: "r-1".into(),
             model: Some("gpt-4o".into()),
             streaming: true,
+            tool_choice: None,
         }),
         Box::new(LLMResponseCompletedEvent {
             meta: at(0.6),
@@ -114,6 +115,7 @@ fn session_events(session: &str, span: f64) -> Vec<Box<dyn DynEvent>> {
             request_id: "r-2".into(),
             model: Some("gpt-4o".into()),
             streaming: true,
+            tool_choice: None,
         }),
         Box::new(LLMErrorEvent {
             meta: at(0.8),

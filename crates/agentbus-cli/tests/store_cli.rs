@@ -59,6 +59,7 @@ fn session_events(session: &str) -> Vec<Box<dyn DynEvent>> {
             request_id: call.into(),
             model: Some("gpt-4o".into()),
             streaming: true,
+            tool_choice: None,
         }));
         events.push(Box::new(StreamTextDeltaEvent {
             meta: meta(session, next(), start + 100),

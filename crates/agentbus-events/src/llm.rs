@@ -29,6 +29,10 @@ define_event! {
         /// Whether the response is streamed in chunks.
         #[serde(default)]
         pub streaming: bool,
+        /// The tool choice the request was made with when tools were offered: `auto`,
+        /// `none`, `required` or `tool:NAME` (agentbus extension; absent without tools).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub tool_choice: Option<String>,
     }
 }
 

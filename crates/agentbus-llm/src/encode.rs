@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::request::{ChatRequest, Message, Role};
+use crate::request::{ChatRequest, Message, Role, ToolChoice};
 
 /// Options of the Chat Completions body that a server may reject (and that are then
 /// dropped or renamed on a retry).
@@ -77,6 +77,11 @@ pub(crate) fn openai_chat_body(
             .collect();
         body.insert("tools".into(), tools.into());
     }
+    insert_openai_tool_choice(
+        &mut body,
+        request,
+        |name| json!({"type": "function", "function": {"name": name}}),
+    );
     if let Some(max) = request.max_tokens {
         let key = if options.max_completion_tokens {
             "max_completion_tokens"
@@ -87,6 +92,51 @@ pub(crate) fn openai_chat_body(
     }
     insert_sampling(&mut body, request, true);
     Value::Object(body)
+}
+
+/// OpenAI's `tool_choice` (`"auto"`, `"none"`, `"required"`, or `named(name)`) and
+/// `parallel_tool_calls`, when the request sets them.
+fn insert_openai_tool_choice(
+    body: &mut Map<String, Value>,
+    request: &ChatRequest,
+    named: impl Fn(&str) -> Value,
+) {
+    if let Some(choice) = &request.tool_choice {
+        let value = match choice {
+            ToolChoice::Auto => "auto".into(),
+            ToolChoice::None => "none".into(),
+            ToolChoice::Required => "required".into(),
+            ToolChoice::Tool(name) => named(name),
+        };
+        body.insert("tool_choice".into(), value);
+    }
+    if let Some(parallel) = request.parallel_tool_calls
+        && !request.tools.is_empty()
+    {
+        body.insert("parallel_tool_calls".into(), parallel.into());
+    }
+}
+
+/// Anthropic's `tool_choice`: `{"type": "auto" | "any" | "tool" | "none", "name"?,
+/// "disable_parallel_tool_use"?}`. Parallel use can only be disabled alongside a choice,
+/// so a request that sets only `parallel_tool_calls: false` sends `auto` with it.
+fn anthropic_tool_choice(request: &ChatRequest) -> Option<Value> {
+    let disable_parallel = request.parallel_tool_calls.map(|parallel| !parallel);
+    let choice = match (&request.tool_choice, disable_parallel) {
+        (None, None) | (None, Some(false)) => return None,
+        (None, Some(true)) => &ToolChoice::Auto,
+        (Some(choice), _) => choice,
+    };
+    let mut value = match choice {
+        ToolChoice::Auto => json!({"type": "auto"}),
+        ToolChoice::None => return Some(json!({"type": "none"})),
+        ToolChoice::Required => json!({"type": "any"}),
+        ToolChoice::Tool(name) => json!({"type": "tool", "name": name}),
+    };
+    if let Some(disable) = disable_parallel {
+        value["disable_parallel_tool_use"] = disable.into();
+    }
+    Some(value)
 }
 
 fn insert_sampling(body: &mut Map<String, Value>, request: &ChatRequest, stop_and_seed: bool) {
@@ -144,6 +194,11 @@ pub(crate) fn openai_responses_body(request: &ChatRequest, model: &str) -> Value
             .collect();
         body.insert("tools".into(), tools.into());
     }
+    insert_openai_tool_choice(
+        &mut body,
+        request,
+        |name| json!({"type": "function", "name": name}),
+    );
     if let Some(max) = request.max_tokens {
         body.insert("max_output_tokens".into(), max.into());
     }
@@ -222,6 +277,9 @@ pub(crate) fn anthropic_body(request: &ChatRequest, model: &str) -> Value {
             .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
             .collect();
         body.insert("tools".into(), tools.into());
+    }
+    if let Some(choice) = anthropic_tool_choice(request) {
+        body.insert("tool_choice".into(), choice);
     }
     if !request.stop.is_empty() {
         body.insert("stop_sequences".into(), request.stop.clone().into());

@@ -155,12 +155,20 @@ impl<M: ChatModel> ChatModel for InstrumentedModel<M> {
             request_id: request_id.clone(),
             plugin: self.plugin.clone(),
         };
+        // The choice made for this call: the request's own, else the providers' default
+        // (`auto`) when tools are offered.
+        let tool_choice = match (&request.tool_choice, request.tools.is_empty()) {
+            (Some(choice), _) => Some(choice.to_string()),
+            (None, false) => Some(crate::ToolChoice::Auto.to_string()),
+            (None, true) => None,
+        };
         let started = LLMRequestStartedEvent {
             meta: publisher.meta(),
             plugin: publisher.plugin.clone(),
             request_id,
             model: Some(model.clone()),
             streaming: true,
+            tool_choice,
         };
         let state = CallState {
             started: Instant::now(),

@@ -76,7 +76,7 @@ pub use limits::{
 pub use model::{ChatModel, ChatResponse, ChatStream};
 pub use pricing::{ModelPrice, PricingTable};
 pub use protocol::{Api, StreamDecoder};
-pub use request::{ChatRequest, Message, Role, ToolCallRequest, ToolDefinition};
+pub use request::{ChatRequest, Message, Role, ToolCallRequest, ToolChoice, ToolDefinition};
 pub use scripted::ScriptedModel;
 
 pub use agentbus_events::stream::{

@@ -154,6 +154,115 @@ pub struct ToolDefinition {
     pub parameters: serde_json::Value,
 }
 
+/// Whether and which tool the model must call: the `tool_choice` of a request.
+///
+/// Each provider maps it exactly to its own wire format:
+///
+/// | choice | OpenAI (Chat Completions / Responses) | Anthropic | local model |
+/// |---|---|---|---|
+/// | `Auto` | `"auto"` | `{"type":"auto"}` | text or a valid call |
+/// | `None` | `"none"` | `{"type":"none"}` | text only |
+/// | `Required` | `"required"` | `{"type":"any"}` | one valid call |
+/// | `Tool(name)` | `{"type":"function","function":{"name":…}}` (Responses: `{"type":"function","name":…}`) | `{"type":"tool","name":…}` | one valid call of that tool |
+///
+/// Its text form (for the CLI's `--tool-choice`, events and the store) is `auto`, `none`,
+/// `required`, or the tool's name:
+///
+/// ```
+/// use agentbus_llm::ToolChoice;
+///
+/// assert_eq!("required".parse::<ToolChoice>().unwrap(), ToolChoice::Required);
+/// assert_eq!("calculator".parse::<ToolChoice>().unwrap(), ToolChoice::Tool("calculator".into()));
+/// assert_eq!(ToolChoice::Tool("calculator".into()).to_string(), "tool:calculator");
+/// assert_eq!("tool:auto".parse::<ToolChoice>().unwrap(), ToolChoice::Tool("auto".into()));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model decides: plain text or tool calls.
+    #[default]
+    Auto,
+    /// No tool call: text only (the tools stay described).
+    None,
+    /// At least one tool call (any of the offered tools).
+    Required,
+    /// A call of this tool.
+    Tool(String),
+}
+
+impl ToolChoice {
+    /// The tool this choice names, if it names one.
+    pub fn tool_name(&self) -> Option<&str> {
+        match self {
+            ToolChoice::Tool(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Whether this choice forces a tool call.
+    pub fn forces_a_call(&self) -> bool {
+        matches!(self, ToolChoice::Required | ToolChoice::Tool(_))
+    }
+
+    /// Checks the choice against the offered `tools`: a named tool must be one of them,
+    /// and `required` needs at least one. The message says what is wrong.
+    pub fn check(&self, tools: &[ToolDefinition]) -> Result<(), String> {
+        match self {
+            ToolChoice::Required if tools.is_empty() => {
+                Err("tool_choice `required` but no tools are offered".to_owned())
+            }
+            ToolChoice::Tool(name) if !tools.iter().any(|tool| &tool.name == name) => {
+                let offered: Vec<&str> = tools.iter().map(|tool| tool.name.as_str()).collect();
+                Err(format!(
+                    "tool_choice names the tool `{name}`, which is not offered (offered: {})",
+                    if offered.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        offered.join(", ")
+                    }
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for ToolChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ToolChoice::Auto => f.write_str("auto"),
+            ToolChoice::None => f.write_str("none"),
+            ToolChoice::Required => f.write_str("required"),
+            ToolChoice::Tool(name) => write!(f, "tool:{name}"),
+        }
+    }
+}
+
+impl std::str::FromStr for ToolChoice {
+    type Err = String;
+
+    /// `auto`, `none`, `required` (or Anthropic's `any`), `tool:NAME`, or a bare tool
+    /// name.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        Ok(match text {
+            "" => {
+                return Err("an empty tool choice (use auto, none, required or a tool name)".into());
+            }
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" | "any" => ToolChoice::Required,
+            other => {
+                let name = other.strip_prefix("tool:").unwrap_or(other).trim();
+                if name.is_empty() {
+                    return Err(format!("`{text}` names no tool"));
+                }
+                ToolChoice::Tool(name.to_owned())
+            }
+        })
+    }
+}
+
 /// One request to a [`ChatModel`](crate::ChatModel).
 ///
 /// Everything but `messages` is optional; unset sampling options are not sent, so the
@@ -165,6 +274,15 @@ pub struct ChatRequest {
     /// Tools the model may call.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolDefinition>,
+    /// Whether and which tool the model must call ([`ToolChoice`]); `None` sends nothing,
+    /// so the provider's default applies (`auto` everywhere when tools are offered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    /// Whether the model may make several tool calls in one answer; `None` sends nothing
+    /// (the provider's default, allowed everywhere). OpenAI's `parallel_tool_calls`,
+    /// Anthropic's `disable_parallel_tool_use` (negated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
     /// The model to use; `None` uses the model the provider was configured with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
@@ -212,6 +330,12 @@ impl ChatRequest {
     /// The same request with `tools`.
     pub fn with_tools(mut self, tools: Vec<ToolDefinition>) -> Self {
         self.tools = tools;
+        self
+    }
+
+    /// The same request with `tool_choice`.
+    pub fn with_tool_choice(mut self, tool_choice: ToolChoice) -> Self {
+        self.tool_choice = Some(tool_choice);
         self
     }
 

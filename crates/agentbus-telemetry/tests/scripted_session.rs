@@ -344,6 +344,7 @@ async fn an_instrumented_agent_counts_each_llm_call_once() {
             request_id: request_id.clone(),
             model: Some("gpt-test".into()),
             streaming: true,
+            tool_choice: None,
         }));
         events.push(Box::new(LLMResponseCompletedEvent {
             meta: common::meta_at(end),

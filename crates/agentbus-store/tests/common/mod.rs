@@ -146,6 +146,7 @@ pub fn llm_session(
         request_id: request.into(),
         model: Some(model.into()),
         streaming: true,
+        tool_choice: None,
     };
     let delta = |n: u64, at: i64, text: &str| StreamTextDeltaEvent {
         meta: meta(session, n, start_us + at),

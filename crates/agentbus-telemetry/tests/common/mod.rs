@@ -46,6 +46,7 @@ pub fn vision_agents_session() -> Vec<Box<dyn DynEvent>> {
             request_id: "r1".into(),
             model: Some("gpt-4o".into()),
             streaming: true,
+            tool_choice: None,
         }),
         // latency 1200 ms, ttft 150 ms, 100 in, 21 out: tpot = 1.05 s / 20 = 0.0525 s.
         Box::new(LLMResponseCompletedEvent {
@@ -73,6 +74,7 @@ pub fn vision_agents_session() -> Vec<Box<dyn DynEvent>> {
             request_id: "r2".into(),
             model: Some("gpt-4o-mini".into()),
             streaming: true,
+            tool_choice: None,
         }),
         // Fails 2 s after its request started.
         Box::new(LLMErrorEvent {
