@@ -17,6 +17,7 @@ use crate::publish::Publisher;
 use crate::request::RunRequest;
 use crate::run_loop;
 use crate::tool::Tool;
+use crate::tool_choice::ToolChoicePolicy;
 
 /// Builds an [`Agent`].
 pub struct AgentBuilder {
@@ -84,6 +85,24 @@ impl AgentBuilder {
     /// Maximum tokens per LLM call.
     pub fn max_tokens(mut self, max_tokens: u32) -> Self {
         self.config.max_tokens = Some(max_tokens);
+        self
+    }
+
+    /// The tool choice of each iteration of every run (a run may set its own with
+    /// [`RunRequest::tool_choice`]). Default: nothing sent, so the provider's default
+    /// (`auto` when tools are offered).
+    ///
+    /// ```
+    /// use agentbus_agent::{Agent, ToolChoicePolicy};
+    /// use agentbus_llm::{ScriptedModel, ToolChoice};
+    ///
+    /// let agent = Agent::builder(ScriptedModel::text("m", "hi"))
+    ///     .tool_choice(ToolChoicePolicy::first_then(ToolChoice::Required, ToolChoice::Auto))
+    ///     .build();
+    /// # let _ = agent;
+    /// ```
+    pub fn tool_choice(mut self, policy: ToolChoicePolicy) -> Self {
+        self.config.tool_choice = policy;
         self
     }
 

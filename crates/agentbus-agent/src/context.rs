@@ -9,6 +9,7 @@ use agentbus_events::react::TokenUsage;
 use crate::emitter::Emitter;
 use crate::inner::AgentInner;
 use crate::stop::StopTokens;
+use crate::tool_choice::ToolChoicePolicy;
 
 /// Totals over the run, for `ReactEndEvent`.
 #[derive(Default)]
@@ -34,6 +35,8 @@ pub(crate) struct RunContext {
     pub(crate) tool_names: Vec<String>,
     /// Counts and usage so far.
     pub(crate) totals: Totals,
+    /// The tool choice of each iteration: the run's, else the agent's.
+    pub(crate) tool_choice: ToolChoicePolicy,
 }
 
 impl RunContext {
@@ -47,6 +50,7 @@ impl RunContext {
             fork_counter: Arc::new(AtomicU64::new(0)),
             tool_names,
             totals: Totals::default(),
+            tool_choice: ToolChoicePolicy::default(),
         }
     }
 

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::publish::Publisher;
 use crate::tool::Tool;
+use crate::tool_choice::ToolChoicePolicy;
 
 /// What an agent run yields: events, then the response (unless the run was aborted),
 /// then the closing `ReactEndEvent`; the history is in the LLM crate's [`Message`] type.
@@ -43,6 +44,10 @@ pub struct AgentConfig {
     pub max_tokens: Option<u32>,
     /// The session id events carry when a run does not name one.
     pub session_id: Option<String>,
+    /// The tool choice of each iteration, unless a run sets its own
+    /// ([`RunRequest::tool_choice`](crate::RunRequest::tool_choice)). Default: nothing
+    /// sent (the provider's default).
+    pub tool_choice: ToolChoicePolicy,
 }
 
 impl Default for AgentConfig {
@@ -56,6 +61,7 @@ impl Default for AgentConfig {
             temperature: None,
             max_tokens: None,
             session_id: None,
+            tool_choice: ToolChoicePolicy::default(),
         }
     }
 }

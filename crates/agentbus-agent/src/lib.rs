@@ -35,6 +35,7 @@ mod run_loop;
 mod stop;
 pub mod testing;
 mod tool;
+mod tool_choice;
 mod tool_emitter;
 #[cfg(feature = "builtin-tools")]
 pub mod tools;
@@ -52,6 +53,7 @@ pub use tool::{
     FunctionTool, Tool, ToolContext, ToolError, ToolFuture, ToolResult, parameters_schema,
     parse_arguments, result_text,
 };
+pub use tool_choice::ToolChoicePolicy;
 pub use tool_emitter::{EmitError, ToolEventEmitter};
 
 pub use agentbus_events::react;

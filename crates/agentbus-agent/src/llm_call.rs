@@ -36,9 +36,15 @@ pub(crate) enum LlmOutcome {
 /// One streaming LLM call: emits its start, chunks, argument deltas and end (or error).
 pub(crate) async fn llm_call(ctx: &mut RunContext, messages: &[Message]) -> LlmOutcome {
     announce(ctx, messages).await;
+    let tool_choice = if ctx.inner.definitions.is_empty() {
+        None
+    } else {
+        ctx.tool_choice.for_iteration(ctx.out.iteration)
+    };
     let request = ChatRequest {
         messages: messages.to_vec(),
         tools: ctx.inner.definitions.clone(),
+        tool_choice,
         model: ctx.inner.config.model.clone(),
         temperature: ctx.inner.config.temperature,
         max_tokens: ctx.inner.config.max_tokens,

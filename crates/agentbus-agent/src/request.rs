@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::publish::Publisher;
 use crate::tool::ToolContext;
+use crate::tool_choice::ToolChoicePolicy;
 
 /// The parent of a fork: which agent call started it, through which tool call.
 #[derive(Clone, Debug)]
@@ -26,6 +27,7 @@ pub struct RunRequest {
     pub(crate) cancel: CancellationToken,
     pub(crate) session_id: Option<String>,
     pub(crate) parent: Option<ForkParent>,
+    pub(crate) tool_choice: Option<ToolChoicePolicy>,
 }
 
 impl RunRequest {
@@ -38,6 +40,7 @@ impl RunRequest {
             cancel: CancellationToken::new(),
             session_id: None,
             parent: None,
+            tool_choice: None,
         }
     }
 
@@ -70,6 +73,13 @@ impl RunRequest {
     /// previous run's `ResponseYield::messages` returned.
     pub fn history(mut self, history: Vec<Message>) -> Self {
         self.history = history;
+        self
+    }
+
+    /// The tool choice of each iteration of this run, instead of the agent's
+    /// ([`AgentBuilder::tool_choice`](crate::AgentBuilder::tool_choice)).
+    pub fn tool_choice(mut self, policy: ToolChoicePolicy) -> Self {
+        self.tool_choice = Some(policy);
         self
     }
 

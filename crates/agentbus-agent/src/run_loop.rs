@@ -79,6 +79,8 @@ pub(crate) async fn run(
     };
     let out = open(&inner, &request, yielder);
     let mut ctx = RunContext::new(inner, out, stops);
+    ctx.tool_choice =
+        (request.tool_choice.clone()).unwrap_or_else(|| ctx.inner.config.tool_choice.clone());
     announce(&mut ctx, &request).await;
     let mut conversation = Conversation {
         messages: first_messages(&ctx.inner, &request),

@@ -1253,3 +1253,61 @@ async fn a_slow_blocking_subscriber_gets_every_event_of_the_run() {
     assert_eq!(seen.len(), react + 4);
     let _report = bus.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn the_tool_choice_policy_sets_each_iteration_and_a_run_can_override_it() {
+    use agentbus_agent::ToolChoicePolicy;
+    use agentbus_llm::ToolChoice;
+
+    let model = Arc::new(ScriptedTurns::new("scripted", calc_turns()));
+    let agent = Agent::builder(model.clone())
+        .tool(calculator())
+        .tool_choice(ToolChoicePolicy::first_then(
+            ToolChoice::Required,
+            ToolChoice::Auto,
+        ))
+        .build();
+    let outputs = collect(agent.run("What is 17 * 23?")).await;
+    check_invariants(&outputs);
+    let choices: Vec<_> = model
+        .requests()
+        .iter()
+        .map(|request| request.tool_choice.clone())
+        .collect();
+    assert_eq!(
+        choices,
+        vec![Some(ToolChoice::Required), Some(ToolChoice::Auto)]
+    );
+
+    // A run's own policy wins over the agent's.
+    let model = Arc::new(ScriptedTurns::new("scripted", calc_turns()));
+    let agent = Agent::builder(model.clone())
+        .tool(calculator())
+        .tool_choice(ToolChoicePolicy::always(ToolChoice::None))
+        .build();
+    let policy = "calculator".parse::<ToolChoicePolicy>().unwrap();
+    collect(agent.run_request(RunRequest::new("What is 17 * 23?").tool_choice(policy))).await;
+    let choices: Vec<_> = model
+        .requests()
+        .iter()
+        .map(|request| request.tool_choice.clone())
+        .collect();
+    assert_eq!(
+        choices,
+        vec![
+            Some(ToolChoice::Tool("calculator".into())),
+            Some(ToolChoice::Auto)
+        ]
+    );
+
+    // Without tools nothing is sent, whatever the policy.
+    let model = Arc::new(ScriptedTurns::new(
+        "scripted",
+        vec![turn(vec![text(&["hi"]), vec![finish("stop", 1, 1)]])],
+    ));
+    let agent = Agent::builder(model.clone())
+        .tool_choice(ToolChoicePolicy::always(ToolChoice::Required))
+        .build();
+    collect(agent.run("hello")).await;
+    assert_eq!(model.requests()[0].tool_choice, None);
+}

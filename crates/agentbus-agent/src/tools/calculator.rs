@@ -20,6 +20,16 @@ pub struct CalculatorArgs {
     /// An arithmetic expression, e.g. `17 * 23` or `(2 + 3) ^ 4 / 5`. Operators:
     /// `+ - * / %` and `^` (or `**`) for powers; parentheses; functions `sqrt abs floor
     /// ceil round ln log10 log2 exp sin cos tan min max`; constants `pi e`.
+    ///
+    /// The schema allows only what an expression can hold (digits, operators, the
+    /// function and constant names), so a model under constrained decoding cannot write
+    /// prose ("7 kilometers") into it.
+    #[schemars(
+        regex(
+            pattern = r"^(?:[0-9(\-]|sqrt|abs|floor|ceil|round|ln|log10|log2|exp|sin|cos|tan|min|max|pi|e)(?:[0-9 .+\-*/%^(),]|sqrt|abs|floor|ceil|round|ln|log10|log2|exp|sin|cos|tan|min|max|pi|e)*$"
+        ),
+        length(min = 1, max = 200)
+    )]
     pub expression: String,
 }
 

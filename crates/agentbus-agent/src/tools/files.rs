@@ -281,6 +281,10 @@ fn handle_path(file: &File) -> std::io::Result<PathBuf> {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ReadFileArgs {
     /// The file, relative to the working directory.
+    #[schemars(
+        regex(pattern = r"^[A-Za-z0-9._-][A-Za-z0-9._/ -]*$"),
+        length(max = 1000)
+    )]
     pub path: String,
     /// The most bytes to return (default 65536, at most 1048576).
     #[serde(default)]
@@ -291,6 +295,10 @@ pub struct ReadFileArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListDirArgs {
     /// The directory, relative to the working directory (default: the working directory).
+    #[schemars(
+        regex(pattern = r"^[A-Za-z0-9._-][A-Za-z0-9._/ -]*$"),
+        length(max = 1000)
+    )]
     #[serde(default)]
     pub path: Option<String>,
 }
