@@ -96,6 +96,17 @@ pub enum LocalError {
     /// The tokenizer could not be built or failed on some input.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// Constrained decoding failed: a grammar that cannot be built from a tool's schema,
+    /// or a constraint that allows no token.
+    #[error("constrained decoding: {0}")]
+    Constraint(String),
+    /// A prefix cache could not be written ([`crate::prefix_cache`]).
+    #[error("prefix cache: {0}")]
+    PrefixCache(String),
+    /// The request's tool choice cannot be honoured (a named tool that is not offered,
+    /// `required` without tools).
+    #[error("{0}")]
+    ToolChoice(String),
     /// The prompt does not fit in the model's context.
     #[error("the prompt has {prompt_tokens} tokens; the model's context holds {context} tokens")]
     ContextTooLong {

@@ -58,6 +58,11 @@ impl ModelDir {
             .join(format!("{}.record.json", spec.q8_file_name()))
     }
 
+    /// Where the KV caches of prompt prefixes are kept ([`crate::prefix_cache`]).
+    pub fn prefix_cache_path(&self) -> PathBuf {
+        self.path.join("prefix-cache")
+    }
+
     /// Creates the directory if needed.
     pub fn create(&self) -> Result<()> {
         std::fs::create_dir_all(&self.path).map_err(LocalError::io(format!(

@@ -17,19 +17,26 @@
 //!   `agentbus_llm::ChatModel`.
 #![warn(missing_docs)]
 
+pub mod constraint;
 pub mod convert;
 pub mod engine;
 pub mod error;
 pub mod home;
+pub mod llama;
+pub mod prefix_cache;
 pub mod provider;
 pub mod pull;
+pub mod repetition;
 pub mod spec;
 pub mod template;
 pub mod tokenizer;
 pub mod tool_calls;
 
-pub use engine::{Generation, GenerationParams, LocalModel, StopReason, inference_threads};
+pub use engine::{
+    Generation, GenerationParams, LocalModel, StopReason, TokenConstraint, inference_threads,
+};
 pub use error::{LocalError, Result};
 pub use home::ModelDir;
 pub use provider::LocalChatModel;
+pub use repetition::RepetitionGuard;
 pub use spec::{DEFAULT_MODEL, ModelSpec, SMOLLM2_135M};

@@ -24,9 +24,10 @@ use agentbus_events::stream::{
     Finish, StreamError, StreamErrorKind, StreamEvent, TextDelta, TextEnd, TextSnapshot, ToolCall,
     ToolCallDelta,
 };
-use agentbus_llm::{ChatModel, ChatRequest, ChatStream, Message, Role, ToolDefinition};
+use agentbus_llm::{ChatModel, ChatRequest, ChatStream, Message, Role, ToolChoice, ToolDefinition};
 use futures::channel::mpsc;
 
+use crate::constraint::ToolCallConstraint;
 use crate::engine::{GenerationParams, LocalModel, StopReason};
 use crate::error::{LocalError, Result};
 use crate::home::ModelDir;
@@ -153,8 +154,17 @@ fn answer(
         ));
         return Ok(());
     }
+    let choice = request.tool_choice.clone().unwrap_or_default();
+    if let Err(problem) = choice.check(&request.tools) {
+        emit(StreamEvent::Error(
+            StreamError::new(StreamErrorKind::BadRequest, problem)
+                .with_code("invalid_tool_choice")
+                .with_recoverable(false),
+        ));
+        return Ok(());
+    }
     let turns = turns(request);
-    let prompt = model.prompt(&turns)?;
+    let prompt = model.render_prompt(&turns)?;
     let params = GenerationParams {
         max_tokens: request
             .max_tokens
@@ -162,10 +172,33 @@ fn answer(
         temperature: request.temperature.map(f64::from),
         top_p: request.top_p.map(f64::from),
         seed: request.seed,
+        ..GenerationParams::default()
+    };
+    // With tools offered, every token is checked against the grammar of the choice:
+    // text or a valid call (`auto`), a valid call (`required`, a named tool), text that
+    // does not begin like a call (`none`, whose text is never parsed for calls).
+    let parse_calls = !request.tools.is_empty() && choice != ToolChoice::None;
+    let mut constraint = if !request.tools.is_empty() {
+        let parallel = request.parallel_tool_calls.unwrap_or(true);
+        Some(ToolCallConstraint::new(
+            model.constraint_env()?,
+            &request.tools,
+            &choice,
+            parallel,
+        )?)
+    } else {
+        None
     };
 
-    let mut output = Output::new(emit, &request.stop);
-    let generation = model.generate(&prompt, &params, &mut |piece| output.push(piece))?;
+    let mut output = Output::new(emit, &request.stop, parse_calls);
+    let generation = model.generate_with(
+        &prompt,
+        &params,
+        constraint
+            .as_mut()
+            .map(|constraint| constraint as &mut dyn crate::TokenConstraint),
+        &mut |piece| output.push(piece),
+    )?;
     if generation.stop == StopReason::Cancelled && !output.stopped_by_sequence {
         // The stream was dropped: nobody is listening.
         return Ok(());
@@ -182,6 +215,7 @@ fn answer(
         stop_reason: stop_reason.to_owned(),
         input_tokens: generation.prompt_tokens as u64,
         output_tokens: generation.completion_tokens as u64,
+        cached_tokens: Some(generation.cached_prompt_tokens as u64),
         cost_usd: Some(0.0),
         model: name.to_owned(),
         ..Finish::default()
@@ -203,10 +237,14 @@ struct Output<'a> {
 }
 
 impl<'a> Output<'a> {
-    fn new(emit: &'a dyn Fn(StreamEvent) -> bool, stop: &'a [String]) -> Self {
+    fn new(emit: &'a dyn Fn(StreamEvent) -> bool, stop: &'a [String], parse_calls: bool) -> Self {
         Self {
             emit,
-            parser: ToolCallParser::new(),
+            parser: if parse_calls {
+                ToolCallParser::new()
+            } else {
+                ToolCallParser::text_only()
+            },
             stop,
             held: String::new(),
             snapshot: TextSnapshot::new(),
@@ -323,7 +361,21 @@ impl<'a> Output<'a> {
 /// The conversation of `request` as template turns, with the tools described in the
 /// system message.
 pub fn turns(request: &ChatRequest) -> Vec<Turn> {
-    let mut turns: Vec<Turn> = request.messages.iter().map(turn).collect();
+    let mut turns: Vec<Turn> = Vec::with_capacity(request.messages.len() + 1);
+    for (index, message) in request.messages.iter().enumerate() {
+        let mut turn = turn(message);
+        if message.role == Role::Tool {
+            let call = request.messages[..index]
+                .iter()
+                .rev()
+                .flat_map(|m| &m.tool_calls)
+                .find(|call| Some(&call.id) == message.tool_call_id.as_ref());
+            if let Some(call) = call {
+                turn.content = tool_result_text(&call.name, &call.arguments, &turn.content);
+            }
+        }
+        turns.push(turn);
+    }
     if !request.tools.is_empty() {
         let instructions = tool_instructions(&request.tools);
         match turns.first_mut() {
@@ -365,6 +417,21 @@ fn turn(message: &Message) -> Turn {
     }
     Turn::new(role, content)
 }
+
+/// How a tool's result reads to the model: the call and its result as one line,
+/// `calculator(expression: 1234 + 5678) = 6912`. Given the bare result ("6912"), the
+/// 135M model tends to repeat the call's arguments as its answer; the line ending in
+/// "= result" leads it to the result.
+fn tool_result_text(name: &str, _arguments: &serde_json::Value, result: &str) -> String {
+    format!("The {name} tool returned: {result}")
+}
+
+/// The system prompt an agent on this model works best with (`agentbus run` and `bench
+/// local` use it): short, since every token of it is processed before the first answer
+/// token (once: then it is a cached prefix), with one line per built-in tool.
+pub const AGENT_SYSTEM_PROMPT: &str = "You are a helpful assistant. For arithmetic or unit \
+    conversion call calculator. For the date or time call current_time. For files call \
+    read_file or list_dir. Otherwise answer briefly. After a tool result, answer with it.";
 
 /// The system-message section that teaches the model the tools and the call format
 /// (SmolLM2-Instruct's function-calling prompt, adapted so it may also answer in text).

@@ -17,6 +17,11 @@
 use crate::error::{LocalError, Result};
 use crate::tokenizer::GgufTokenizer;
 
+/// The Jinja chat template SmolLM2-135M-Instruct ships (`tokenizer.chat_template` in its
+/// GGUF and tokenizer configuration), which [`ChatTemplate`] implements. A model whose
+/// template differs gets a warning at load ([`crate::LocalModel::load_file`]).
+pub const SHIPPED_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
 /// The system message SmolLM2's template adds when the conversation has none.
 pub const DEFAULT_SYSTEM_PROMPT: &str =
     "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
@@ -65,6 +70,16 @@ impl Turn {
     }
 }
 
+/// A rendered prompt: its token ids, and how many of them are the fixed prefix (the
+/// system turn).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prompt {
+    /// The token ids, ending with the opening of the assistant's turn.
+    pub ids: Vec<u32>,
+    /// The first `prefix_len` ids are the system turn (through its `<|im_end|>\n`).
+    pub prefix_len: usize,
+}
+
 /// Renders conversations to prompt token ids.
 #[derive(Clone, Debug)]
 pub struct ChatTemplate {
@@ -104,6 +119,13 @@ impl ChatTemplate {
 
     /// The prompt for `turns`, ending with the opening of the assistant's turn.
     pub fn render(&self, tokenizer: &GgufTokenizer, turns: &[Turn]) -> Result<Vec<u32>> {
+        Ok(self.render_prompt(tokenizer, turns)?.ids)
+    }
+
+    /// The prompt for `turns` with the length of its fixed prefix: the system turn (the
+    /// given one or the default), which stays the same from one request to the next and
+    /// is worth caching ([`crate::LocalModel`] keeps its KV cache).
+    pub fn render_prompt(&self, tokenizer: &GgufTokenizer, turns: &[Turn]) -> Result<Prompt> {
         let mut ids = Vec::new();
         let default_system;
         let turns_with_system: Vec<&Turn> = match turns.first() {
@@ -114,10 +136,12 @@ impl ChatTemplate {
             }
         };
         // Text between two control tokens is one piece: "{role}\n{content}", then "\n".
+        let mut prefix_len = None;
         let mut pending = String::new();
         for turn in turns_with_system {
             if !pending.is_empty() {
                 ids.extend(tokenizer.encode(&pending)?);
+                prefix_len.get_or_insert(ids.len());
             }
             ids.push(self.im_start);
             ids.extend(tokenizer.encode(&format!("{}\n{}", turn.role.as_str(), turn.content))?);
@@ -125,9 +149,10 @@ impl ChatTemplate {
             pending = "\n".to_owned();
         }
         ids.extend(tokenizer.encode(&pending)?);
+        let prefix_len = *prefix_len.get_or_insert(ids.len());
         ids.push(self.im_start);
         ids.extend(tokenizer.encode("assistant\n")?);
-        Ok(ids)
+        Ok(Prompt { ids, prefix_len })
     }
 
     /// The rendered prompt as text, control tokens spelled out (for display and tests).

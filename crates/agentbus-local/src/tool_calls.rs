@@ -41,6 +41,10 @@ pub struct ToolCallParser {
     buffer: String,
     /// Whether `buffer` is inside `<tool_call>...`.
     inside: bool,
+    /// Inside a call, how much of `buffer` was searched for a close tag that ends it.
+    searched: usize,
+    /// Everything is text: no call is looked for (tool choice `none`).
+    text_only: bool,
 }
 
 impl ToolCallParser {
@@ -49,19 +53,43 @@ impl ToolCallParser {
         Self::default()
     }
 
+    /// A parser that gives everything back as text (for tool choice `none`).
+    pub fn text_only() -> Self {
+        Self {
+            text_only: true,
+            ..Self::default()
+        }
+    }
+
     /// Takes the next piece of text; returns what is now certain.
     pub fn push(&mut self, piece: &str) -> Vec<Segment> {
+        if self.text_only {
+            let mut segments = Vec::new();
+            push_text(&mut segments, piece);
+            return segments;
+        }
         self.buffer.push_str(piece);
         let mut segments = Vec::new();
         loop {
             if self.inside {
-                let Some(end) = self.buffer.find(CLOSE_TAG) else {
+                // The first close tag after which the body parses: a close tag inside a
+                // JSON string (`"expression": "…</tool_call>…"`) is content.
+                let Some(found) = self.buffer[self.searched..].find(CLOSE_TAG) else {
+                    self.searched = self.buffer.len().saturating_sub(CLOSE_TAG.len());
+                    while !self.buffer.is_char_boundary(self.searched) {
+                        self.searched -= 1;
+                    }
                     return segments;
                 };
-                let body: String = self.buffer[..end].to_owned();
+                let end = self.searched + found;
+                let Some(calls) = parse_calls(&self.buffer[..end]) else {
+                    self.searched = end + CLOSE_TAG.len();
+                    continue;
+                };
                 self.buffer.drain(..end + CLOSE_TAG.len());
                 self.inside = false;
-                segments.extend(parse_body(&body));
+                self.searched = 0;
+                segments.extend(calls.into_iter().map(Segment::ToolCall));
             } else {
                 if let Some(start) = self.buffer.find(OPEN_TAG) {
                     push_text(&mut segments, &self.buffer[..start]);
@@ -90,9 +118,15 @@ impl ToolCallParser {
     /// body parses is still a call (the model often stops right after the JSON).
     pub fn finish(&mut self) -> Vec<Segment> {
         let rest = std::mem::take(&mut self.buffer);
+        self.searched = 0;
         let mut segments = Vec::new();
         if std::mem::take(&mut self.inside) {
-            segments.extend(parse_body(&rest));
+            // Not closed by a tag after which it parsed: the body is everything up to a
+            // last close tag, if there is one.
+            match rest.strip_suffix(CLOSE_TAG) {
+                Some(body) => segments.extend(parse_body(body)),
+                None => segments.extend(parse_body(&rest)),
+            }
         } else {
             push_text(&mut segments, &rest);
         }
@@ -233,6 +267,21 @@ mod tests {
             run(&["<tool_call>{\"name\": \"f\", \"arguments\": \"{\\\"x\\\": 2}\"}"]),
             vec![call("f", json!({"x": 2}))]
         );
+    }
+
+    #[test]
+    fn a_close_tag_inside_a_string_is_content() {
+        let text = "<tool_call>[{\"name\": \"f\", \"arguments\": {\"x\": \"a}]</tool_call>b\"}}]</tool_call>after";
+        for split in [1, 7, 30, 45, text.len() - 3] {
+            assert_eq!(
+                run(&[&text[..split], &text[split..]]),
+                vec![
+                    call("f", json!({"x": "a}]</tool_call>b"})),
+                    Segment::Text("after".into())
+                ],
+                "split at {split}"
+            );
+        }
     }
 
     #[test]

@@ -71,6 +71,11 @@ fn tokenizer() -> GgufTokenizer {
     GgufTokenizer::from_gguf(&content).unwrap()
 }
 
+/// A question whose answer runs past any small token limit.
+const LONG_ANSWER: &str = "Write a long poem about the sea.";
+/// Its prompt's length in tokens (default system prompt included).
+const LONG_ANSWER_PROMPT_TOKENS: u64 = 38;
+
 fn ask(text: &str) -> Vec<Turn> {
     vec![Turn::new(TurnRole::User, text)]
 }
@@ -195,6 +200,7 @@ fn same_seed_gives_the_same_24_tokens() {
         temperature: Some(0.8),
         top_p: Some(0.95),
         seed: Some(seed),
+        ..GenerationParams::default()
     };
     let mut run = |seed| {
         model
@@ -236,17 +242,21 @@ fn greedy_generation_streams_and_measures() {
         )
         .unwrap();
     assert_eq!(generation.prompt_tokens, 37);
-    assert_eq!(generation.completion_tokens, 16);
-    assert_eq!(pieces.concat(), generation.text);
-    assert!(generation.time_to_first_token > Duration::ZERO);
-    assert!(generation.generation_tokens_per_second() > 0.0);
-    // The model's greedy answer (this 135M model is no geographer; llama.cpp gives the
-    // same first words).
-    assert!(
-        generation.text.starts_with("L'Étoile, la "),
+    assert_eq!(
+        generation.stop,
+        StopReason::EndOfTurn,
         "{:?}",
         generation.text
     );
+    assert!(generation.completion_tokens <= 16);
+    assert_eq!(pieces.concat(), generation.text);
+    assert!(generation.time_to_first_token > Duration::ZERO);
+    assert!(generation.generation_tokens_per_second() > 0.0);
+    // The model's greedy answer, on the prompt its own template builds (default system
+    // prompt included) with f32 activations in the prompt pass. (Through candle's Q8_0
+    // prompt path, which quantises the activations too, the same model wandered off
+    // into "L'Étoile, la femme au martyre, …".)
+    assert!(generation.text.contains("Paris"), "{:?}", generation.text);
 
     // Cancelling after the third piece stops generation there.
     let mut seen = 0;
@@ -278,7 +288,7 @@ fn provider_streams_text_with_real_usage_cost_zero_and_ttft() {
     let provider = provider();
     assert_eq!(provider.provider(), "local");
     assert_eq!(provider.name(), DEFAULT_MODEL.name);
-    let request = ChatRequest::from_prompt("What is the capital of France?").with_max_tokens(20);
+    let request = ChatRequest::from_prompt(LONG_ANSWER).with_max_tokens(20);
     let (events, ttft) = runtime().block_on(async {
         let started = Instant::now();
         let mut stream = provider.stream(request);
@@ -298,7 +308,7 @@ fn provider_streams_text_with_real_usage_cost_zero_and_ttft() {
         response.push(event);
     }
     let finish = response.finish.expect("a finish event");
-    assert_eq!(finish.input_tokens, 37);
+    assert_eq!(finish.input_tokens, LONG_ANSWER_PROMPT_TOKENS);
     assert_eq!(finish.output_tokens, 20);
     assert_eq!(finish.stop_reason, "length");
     assert_eq!(finish.cost_usd, Some(0.0), "local costs nothing, known");
@@ -422,12 +432,15 @@ fn tools_are_offered_and_history_renders() {
     assert!(
         turns[0]
             .content
-            .contains("<tools>[{\"description\":\"Evaluates"),
+            .contains("<tools>[{\"name\":\"calculator\",\"description\":\"Evaluates"),
         "{}",
         turns[0].content
     );
-    assert!(turns[2].content.contains("<tool_call>[{\"arguments\":{\"expression\":\"17 * 23\"},\"name\":\"calculator\"}]</tool_call>"), "{}", turns[2].content);
-    assert_eq!(turns[3], Turn::new(TurnRole::Tool, "391"));
+    assert!(turns[2].content.contains("<tool_call>[{\"name\":\"calculator\",\"arguments\":{\"expression\":\"17 * 23\"}}]</tool_call>"), "{}", turns[2].content);
+    assert_eq!(
+        turns[3],
+        Turn::new(TurnRole::Tool, "The calculator tool returned: 391")
+    );
     // The model answers (whatever it says, the stream is well-formed and ends once).
     let response = runtime().block_on(provider.complete(request));
     assert!(response.error.is_none(), "{response:?}");
@@ -465,7 +478,7 @@ fn instrumented_events_carry_ttft_and_token_counts() {
         .unwrap();
         let model = InstrumentedModel::new(provider(), bus.clone()).with_session("local-1");
         let response = model
-            .complete(ChatRequest::from_prompt("What is the capital of France?").with_max_tokens(8))
+            .complete(ChatRequest::from_prompt(LONG_ANSWER).with_max_tokens(8))
             .await;
         assert!(response.error.is_none(), "{response:?}");
         bus.wait(Duration::from_secs(10)).await.unwrap();
@@ -480,7 +493,7 @@ fn instrumented_events_carry_ttft_and_token_counts() {
         .expect("TTFT on the completed event");
     assert!(ttft > 0.0);
     assert!(completed.latency_ms.unwrap() >= ttft);
-    assert_eq!(completed.input_tokens, Some(37));
+    assert_eq!(completed.input_tokens, Some(LONG_ANSWER_PROMPT_TOKENS));
     assert_eq!(completed.output_tokens, Some(8));
     let first = seen
         .iter()
@@ -493,9 +506,162 @@ fn instrumented_events_carry_ttft_and_token_counts() {
         .find_map(|event| event.downcast_ref::<StreamFinishEvent>())
         .expect("stream.finish on the bus");
     assert_eq!(finish.cost_usd, Some(0.0));
-    assert_eq!(finish.input_tokens, 37);
+    assert_eq!(finish.input_tokens, LONG_ANSWER_PROMPT_TOKENS);
     assert!(
         seen.iter()
             .all(|event| event.meta().session_id.as_deref() == Some("local-1"))
     );
+}
+
+/// The calculator and the clock, as the agent offers them.
+fn two_tools() -> Vec<ToolDefinition> {
+    vec![
+        ToolDefinition {
+            name: "calculator".into(),
+            description: "Evaluates an arithmetic expression.".into(),
+            parameters: serde_json::json!({
+                "type": "object",
+                "properties": {"expression": {"type": "string", "maxLength": 40}},
+                "required": ["expression"],
+            }),
+        },
+        ToolDefinition {
+            name: "current_time".into(),
+            description: "The current date and time.".into(),
+            parameters: serde_json::json!({"type": "object", "properties": {}}),
+        },
+    ]
+}
+
+#[test]
+fn each_tool_choice_is_honoured() {
+    use agentbus_llm::ToolChoice;
+    if !model_pulled() {
+        return;
+    }
+    let provider = provider();
+    let rt = runtime();
+    let ask = |choice: ToolChoice| {
+        let request = ChatRequest::from_prompt("What is 17 * 23?")
+            .with_tools(two_tools())
+            .with_tool_choice(choice)
+            .with_max_tokens(128);
+        let response = rt.block_on(provider.complete(request));
+        assert!(response.error.is_none(), "{response:?}");
+        response
+    };
+    let named = ask(ToolChoice::Tool("current_time".into()));
+    let names: Vec<&str> = named
+        .tool_calls
+        .iter()
+        .map(|c| c.tool_name.as_str())
+        .collect();
+    assert!(!names.is_empty(), "{named:?}");
+    assert!(
+        names.iter().all(|name| *name == "current_time"),
+        "{names:?}"
+    );
+
+    let required = ask(ToolChoice::Required);
+    assert!(!required.tool_calls.is_empty(), "{required:?}");
+    for call in &required.tool_calls {
+        assert!(["calculator", "current_time"].contains(&call.tool_name.as_str()));
+    }
+
+    let none = ask(ToolChoice::None);
+    assert!(none.tool_calls.is_empty(), "{none:?}");
+    assert!(!none.text.contains("<tool_call>"), "{:?}", none.text);
+
+    // A named tool that is not offered is refused in band, not ignored.
+    let request = ChatRequest::from_prompt("hi")
+        .with_tools(two_tools())
+        .with_tool_choice(ToolChoice::Tool("weather".into()));
+    let refused = rt.block_on(provider.complete(request));
+    let error = refused.error.expect("an error event");
+    assert_eq!(error.code.as_deref(), Some("invalid_tool_choice"));
+    assert!(error.message.contains("weather"), "{}", error.message);
+}
+
+/// The agent's prompt for `question`: system prompt, the two tools, the question.
+fn agent_prompt(model: &LocalModel, question: &str) -> agentbus_local::template::Prompt {
+    let request = ChatRequest::new(vec![
+        Message::system("You are a helpful assistant."),
+        Message::user(question),
+    ])
+    .with_tools(two_tools());
+    model
+        .render_prompt(&agentbus_local::provider::turns(&request))
+        .unwrap()
+}
+
+#[test]
+fn the_prompt_prefix_is_computed_once_and_kept_on_disk() {
+    use agentbus_local::prefix_cache::PrefixCacheDir;
+    if !model_pulled() {
+        return;
+    }
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = |weights: &str| PrefixCacheDir::new(store_dir.path(), "smollm2", weights);
+    let load = |weights: &str| {
+        let mut model = LocalModel::load(model_dir(), DEFAULT_MODEL).unwrap();
+        model.set_prefix_store(Some(store(weights)));
+        model
+    };
+    let params = GenerationParams {
+        max_tokens: 4,
+        ..GenerationParams::default()
+    };
+    let run = |model: &mut LocalModel, prompt: &agentbus_local::template::Prompt| {
+        model
+            .generate_with(prompt, &params, None, &mut |_| ControlFlow::Continue(()))
+            .unwrap()
+    };
+
+    let mut first = load("w1");
+    let a = agent_prompt(&first, "What is 17 * 23?");
+    let b = agent_prompt(&first, "What time is it?");
+    assert_eq!(a.ids[..a.prefix_len], b.ids[..b.prefix_len]);
+    assert!(
+        a.prefix_len > 100,
+        "the system prompt and tools: {}",
+        a.prefix_len
+    );
+    assert_eq!(
+        run(&mut first, &a).cached_prompt_tokens,
+        0,
+        "nothing cached yet"
+    );
+    // Another question after the same prefix: only the question is processed.
+    assert_eq!(run(&mut first, &b).cached_prompt_tokens, b.prefix_len);
+    // The next iteration of a run: its prompt extends the last one, which is reused whole.
+    let mut next = b.ids.clone();
+    next.extend(&first.tokenizer().encode("It is noon.").unwrap());
+    let next = agentbus_local::template::Prompt {
+        ids: next,
+        prefix_len: b.prefix_len,
+    };
+    assert_eq!(run(&mut first, &next).cached_prompt_tokens, b.ids.len());
+    drop(first);
+
+    // A new model (as a new process) finds the prefix on disk, with the same answer.
+    let mut second = load("w1");
+    let from_disk = run(&mut second, &b);
+    assert_eq!(from_disk.cached_prompt_tokens, b.prefix_len);
+    let mut cold = load("w1");
+    cold.set_prefix_store(None);
+    assert_eq!(run(&mut cold, &b).text, from_disk.text);
+
+    // Other weights: not used. A truncated file: rejected, rebuilt, then used.
+    assert_eq!(run(&mut load("w2"), &b).cached_prompt_tokens, 0);
+    let file = store("w1").file_for(&b.ids[..b.prefix_len]);
+    let length = std::fs::metadata(&file).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(length / 2)
+        .unwrap();
+    assert_eq!(run(&mut load("w1"), &b).cached_prompt_tokens, 0);
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), length, "rebuilt");
+    assert_eq!(run(&mut load("w1"), &b).cached_prompt_tokens, b.prefix_len);
 }
