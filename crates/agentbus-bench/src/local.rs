@@ -27,11 +27,19 @@ use serde_json::{Value, json};
 
 /// The benchmark's question.
 const QUESTION: &str = "What is the capital of France?";
+/// The question of the agent-prompt measurements (the README's demo).
+const AGENT_QUESTION: &str = "What is 17 * 23?";
+/// Another question after the same prefix (the cached-prefix measurement).
+const AGENT_SECOND_QUESTION: &str = "How many minutes are in 3 hours?";
 
 /// Targets from the issue: generation tok/s at least, TTFT ms at most, RSS MB at most.
 const TARGET_GEN_TOK_S: f64 = 60.0;
 const TARGET_TTFT_MS: f64 = 200.0;
 const TARGET_RSS_MB: f64 = 450.0;
+/// Targets of the agent prompt: TTFT with its prefix cached at most, prompt tokens/s at
+/// least (4× the 142 tokens/s measured before the prompt pass was rewritten).
+const TARGET_CACHED_TTFT_MS: f64 = 300.0;
+const TARGET_PROMPT_TOK_S: f64 = 568.0;
 
 /// Arguments of `agentbus bench local`.
 #[derive(Debug, clap::Args)]
@@ -52,6 +60,9 @@ pub struct Args {
     /// Do not run the llama.cpp baseline even if llama-cpp-python is installed.
     #[arg(long)]
     pub no_python: bool,
+    /// Do not run `agentbus eval` (the ~20-task evaluation, about a minute).
+    #[arg(long)]
+    pub no_eval: bool,
     /// Internal: measure the candle side in this process and print JSON.
     #[arg(long, hide = true)]
     pub worker: bool,
@@ -96,13 +107,48 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         Some(measure_llama_cpp(&dir, &args, &prompt, threads(&candle))?)
     };
-    let summary = summarise(&candle, llama.as_ref());
+    let mut summary = summarise(&candle, llama.as_ref());
+    if !args.no_eval {
+        summary["eval"] = run_eval()?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print_table(&summary, &args);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `agentbus eval --json` on the embedded model, run from beside this binary; its
+/// accuracy and tool-call validity.
+fn run_eval() -> anyhow::Result<Value> {
+    let exe = std::env::current_exe().context("finding this binary")?;
+    let agentbus = exe.with_file_name(format!("agentbus{}", std::env::consts::EXE_SUFFIX));
+    if !agentbus.exists() {
+        return Ok(json!({"skipped": format!("{} is not built", agentbus.display())}));
+    }
+    let workspace = tempfile::tempdir()?;
+    let output = Command::new(&agentbus)
+        .args(["eval", "--json", "--provider", "local"])
+        .current_dir(workspace.path())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running agentbus eval")?;
+    if !output.status.success() {
+        bail!("agentbus eval failed ({})", output.status);
+    }
+    let report: Value =
+        serde_json::from_slice(&output.stdout).context("reading agentbus eval's report")?;
+    Ok(json!({
+        "tasks": report["tasks"],
+        "passed": report["passed"],
+        "accuracy": report["accuracy"],
+        "tool_calls": report["tool_calls"],
+        "tool_call_validity": report["tool_call_validity"],
+        "median_ttft_ms": report["median_ttft_ms"],
+        "total_s": report["total_s"],
+    }))
 }
 
 fn threads(result: &Value) -> u64 {
@@ -139,7 +185,10 @@ fn measure_candle(dir: &ModelDir, args: &Args) -> anyhow::Result<Value> {
     // The model may end its turn before `--tokens`; the rates use the real counts.
     let mut runs = Vec::new();
     let mut text = String::new();
+    // Cold every time: no prefix kept in memory or on disk.
+    model.set_prefix_store(None);
     for rep in 0..=args.reps {
+        model.clear_prefix_cache();
         let generation = model.generate(&prompt, &params, &mut |_| ControlFlow::Continue(()))?;
         if rep == 0 {
             text = generation.text.clone();
@@ -152,8 +201,10 @@ fn measure_candle(dir: &ModelDir, args: &Args) -> anyhow::Result<Value> {
             "completion_tokens": generation.completion_tokens,
         }));
     }
+    let agent = measure_agent_prompt(&mut model, args.reps)?;
     Ok(json!({
-        "engine": "agentbus-local (candle 0.11.1, Q8_0)",
+        "engine": "agentbus-local (candle 0.11.1 kernels, Q8_0; f32 batches for prompts)",
+        "agent": agent,
         "threads": agentbus_local::inference_threads(),
         "load_ms": load_ms,
         "prompt_ids": prompt,
@@ -161,6 +212,126 @@ fn measure_candle(dir: &ModelDir, args: &Args) -> anyhow::Result<Value> {
         "peak_rss_mb": peak_rss_mb(),
         "text": text,
     }))
+}
+
+/// The agent's real first request on the embedded model: its system prompt, every
+/// built-in tool and [`AGENT_QUESTION`], under tool choice `required` (constrained
+/// decoding), as `agentbus run` sends it. Measured cold (nothing cached), with the prefix
+/// (system prompt and tool schemas) cached in memory (the next iteration or question in
+/// the same process), and with the prefix read back from the prefix cache on disk (a
+/// new process): medians of `reps`.
+fn measure_agent_prompt(model: &mut LocalModel, reps: usize) -> anyhow::Result<Value> {
+    use agentbus_llm::{ChatRequest, Message, ToolChoice};
+    use agentbus_local::constraint::ToolCallConstraint;
+    use agentbus_local::prefix_cache::PrefixCacheDir;
+
+    let workspace = tempfile::tempdir()?;
+    let tools: Vec<_> = agentbus_agent::tools::builtin_tools(workspace.path())?
+        .iter()
+        .map(|tool| tool.definition().clone())
+        .collect();
+    let request = ChatRequest::new(vec![
+        Message::system(agentbus_local::provider::AGENT_SYSTEM_PROMPT),
+        Message::user(AGENT_QUESTION),
+    ])
+    .with_tools(tools.clone());
+    let prompt = model.render_prompt(&agentbus_local::provider::turns(&request))?;
+    let params = GenerationParams {
+        max_tokens: 48,
+        ..GenerationParams::default()
+    };
+    let env = model.constraint_env()?;
+    let store_dir = tempfile::tempdir()?;
+    let store = PrefixCacheDir::new(store_dir.path(), "bench", "bench-weights");
+    let generate = |model: &mut LocalModel| -> anyhow::Result<agentbus_local::Generation> {
+        let mut constraint =
+            ToolCallConstraint::new(env.clone(), &tools, &ToolChoice::Required, true)?;
+        Ok(
+            model.generate_with(&prompt, &params, Some(&mut constraint), &mut |_| {
+                ControlFlow::Continue(())
+            })?,
+        )
+    };
+    let mut runs = Vec::new();
+    let mut call = String::new();
+    let second = ChatRequest::new(vec![
+        Message::system(agentbus_local::provider::AGENT_SYSTEM_PROMPT),
+        Message::user(AGENT_SECOND_QUESTION),
+    ])
+    .with_tools(tools.clone());
+    let second = model.render_prompt(&agentbus_local::provider::turns(&second))?;
+    for rep in 0..=reps {
+        let compile_started = Instant::now();
+        ToolCallConstraint::new(env.clone(), &tools, &ToolChoice::Required, true)?;
+        let compile_ms = compile_started.elapsed().as_secs_f64() * 1e3;
+        // Cold: nothing in memory, nothing on disk.
+        model.set_prefix_store(None);
+        model.clear_prefix_cache();
+        let cold = generate(model)?;
+        // The prefix in memory: another question after the same system prompt and tools,
+        // in the same process.
+        let mut constraint =
+            ToolCallConstraint::new(env.clone(), &tools, &ToolChoice::Required, true)?;
+        let memory = model.generate_with(&second, &params, Some(&mut constraint), &mut |_| {
+            ControlFlow::Continue(())
+        })?;
+        // The prefix on disk: written by one request, read by the next after the memory
+        // is cleared (what a new process sees).
+        let _ = std::fs::remove_dir_all(store.path());
+        model.set_prefix_store(Some(store.clone()));
+        model.clear_prefix_cache();
+        generate(model)?;
+        model.clear_prefix_cache();
+        let disk = generate(model)?;
+        if rep == 0 {
+            call = cold.text.clone();
+            continue; // warm-up
+        }
+        let per_token_us = |g: &agentbus_local::Generation| {
+            g.mask_time.as_secs_f64() * 1e6 / g.masked_steps.max(1) as f64
+        };
+        let decode_step_us = cold.decode_time.as_secs_f64() * 1e6
+            / cold.completion_tokens.saturating_sub(1).max(1) as f64;
+        runs.push(json!({
+            "ttft_cold_ms": cold.time_to_first_token.as_secs_f64() * 1e3,
+            "prompt_tok_s": cold.prompt_tokens_per_second(),
+            "ttft_cached_memory_ms": memory.time_to_first_token.as_secs_f64() * 1e3,
+            "cached_tokens_memory": memory.cached_prompt_tokens,
+            "ttft_cached_disk_ms": disk.time_to_first_token.as_secs_f64() * 1e3,
+            "cached_tokens_disk": disk.cached_prompt_tokens,
+            "constraint_compile_ms": compile_ms,
+            "mask_us_per_token": per_token_us(&cold),
+            "decode_step_us": decode_step_us,
+            "mask_share_of_step": per_token_us(&cold) / decode_step_us,
+        }));
+    }
+    model.set_prefix_store(None);
+    let median = |key: &str| {
+        let mut values: Vec<f64> = runs.iter().filter_map(|run| run[key].as_f64()).collect();
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied()
+    };
+    let mut summary = json!({
+        "question": AGENT_QUESTION,
+        "prompt_tokens": prompt.ids.len(),
+        "prefix_tokens": prompt.prefix_len,
+        "tool_choice": "required",
+        "answer": call,
+        "runs": runs,
+    });
+    for key in [
+        "ttft_cold_ms",
+        "prompt_tok_s",
+        "ttft_cached_memory_ms",
+        "ttft_cached_disk_ms",
+        "constraint_compile_ms",
+        "mask_us_per_token",
+        "decode_step_us",
+        "mask_share_of_step",
+    ] {
+        summary[key] = json!(median(key));
+    }
+    Ok(summary)
 }
 
 /// This process's peak resident set in MB (`VmHWM` of `/proc/self/status`).
@@ -287,10 +458,15 @@ fn summarise(candle: &Value, llama: Option<&Value>) -> Value {
         "prompt": QUESTION,
         "prompt_tokens": candle["prompt_ids"].as_array().map(Vec::len),
         "agentbus": ours,
+        "agent_prompt": candle["agent"],
         "targets": {
             "gen_tok_s_min": TARGET_GEN_TOK_S,
             "ttft_ms_max": TARGET_TTFT_MS,
             "peak_rss_mb_max": TARGET_RSS_MB,
+            "agent_prompt_tok_s_min": TARGET_PROMPT_TOK_S,
+            "agent_ttft_cached_ms_max": TARGET_CACHED_TTFT_MS,
+            "eval_accuracy_min": 0.8,
+            "eval_tool_call_validity_min": 1.0,
         },
     });
     if let Some(llama) = llama {
@@ -363,6 +539,82 @@ fn print_table(summary: &Value, args: &Args) {
         ours["engine"].as_str().unwrap_or("")
     );
     let _ = writeln!(out, "  answer: {:?}", ours["text"].as_str().unwrap_or(""));
+    let agent = &summary["agent_prompt"];
+    let _ = writeln!(
+        out,
+        "agent prompt: {:?} with the system prompt and all built-in tools ({} tokens, {} of them the fixed prefix), tool choice required, median of {}",
+        agent["question"].as_str().unwrap_or(""),
+        agent["prompt_tokens"],
+        agent["prefix_tokens"],
+        args.reps
+    );
+    let agent_rows = [
+        ("ttft_cold_ms", "TTFT cold ms", 1, String::new()),
+        (
+            "prompt_tok_s",
+            "prompt tok/s",
+            1,
+            format!(">= {TARGET_PROMPT_TOK_S}"),
+        ),
+        (
+            "ttft_cached_memory_ms",
+            "TTFT prefix in memory ms",
+            1,
+            format!("<= {TARGET_CACHED_TTFT_MS}"),
+        ),
+        (
+            "ttft_cached_disk_ms",
+            "TTFT prefix on disk ms",
+            1,
+            format!("<= {TARGET_CACHED_TTFT_MS}"),
+        ),
+        (
+            "constraint_compile_ms",
+            "constraint compile ms",
+            1,
+            String::new(),
+        ),
+        ("mask_us_per_token", "constraint µs/token", 1, String::new()),
+        ("decode_step_us", "decode step µs", 0, String::new()),
+        ("mask_share_of_step", "constraint/step", 3, String::new()),
+    ];
+    for (key, label, digits, target) in agent_rows {
+        let _ = writeln!(
+            out,
+            "  {:<26} {:>10} {:>10}",
+            label,
+            number(&agent[key], digits),
+            target
+        );
+    }
+    let _ = writeln!(out, "  call: {:?}", agent["answer"].as_str().unwrap_or(""));
+    if let Some(eval) = summary.get("eval") {
+        match eval.get("skipped") {
+            Some(why) => {
+                let _ = writeln!(out, "eval: skipped ({})", why.as_str().unwrap_or(""));
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "eval: {}/{} tasks passed (accuracy {}, target >= 0.8), tool calls valid {} of {} (validity {}, target 1.0), median TTFT {} ms",
+                    eval["passed"],
+                    eval["tasks"],
+                    number(&eval["accuracy"], 2),
+                    number(
+                        &(eval["tool_calls"]
+                            .as_f64()
+                            .zip(eval["tool_call_validity"].as_f64())
+                            .map(|(c, v)| (c * v).round()))
+                        .into(),
+                        0
+                    ),
+                    eval["tool_calls"],
+                    number(&eval["tool_call_validity"], 2),
+                    number(&eval["median_ttft_ms"], 0),
+                );
+            }
+        }
+    }
     match theirs {
         Some(theirs) => {
             let _ = writeln!(

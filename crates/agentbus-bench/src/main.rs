@@ -65,6 +65,8 @@ pub enum Bench {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: nothing has spawned a thread yet.
+    unsafe { agentbus_local::engine::set_default_spin_limit() };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()

@@ -49,6 +49,8 @@ enum Command {
     Events(cmd::events::Args),
     /// Stream one answer from an LLM provider.
     Chat(cmd::chat::Args),
+    /// Evaluate the agent on ~20 built-in tasks (tool use, answers, TTFT) on any provider.
+    Eval(cmd::eval::Args),
     /// Measure agentbus against same-run baselines (runs `agentbus-bench`, installed beside
     /// this binary; `agentbus bench --help` lists the benchmarks).
     #[command(disable_help_flag = true)]
@@ -88,6 +90,11 @@ fn main() -> std::process::ExitCode {
     };
     // SAFETY: nothing has spawned a thread yet.
     unsafe { loaded.apply() };
+    #[cfg(feature = "local")]
+    // SAFETY: nothing has spawned a thread yet.
+    unsafe {
+        agentbus_local::engine::set_default_spin_limit()
+    };
     cmd::init_tracing();
     broken_pipe::exit_quietly_on_stdout_panics();
     let cli = Cli::parse();
@@ -105,6 +112,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => cmd::run::run(args),
         Command::Events(args) => cmd::events::run(args),
         Command::Chat(args) => cmd::chat::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
         Command::Bench(args) => bench::run(args),
         #[cfg(feature = "local")]
         Command::Model(args) => cmd::model::run(args),

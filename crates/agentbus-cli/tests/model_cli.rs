@@ -190,6 +190,53 @@ fn real_pull_is_idempotent_and_lists_the_model_ready() {
     assert!(list[0]["q8_0_size"].as_u64().unwrap() > 100_000_000);
 }
 
+/// The README's first command, on the embedded model: the calculator is called with the
+/// question's expression and the answer says 391; `agentbus chat` answers the capital of
+/// France with Paris; each LLM call's tool choice is in the stored events.
+#[test]
+fn the_readme_demo_calls_the_calculator_and_answers_391() {
+    let work = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_agentbus"))
+            .args(args)
+            .current_dir(work.path())
+            .env_remove("AGENTBUS_PROVIDER")
+            .env_remove("AGENTBUS_TOOL_CHOICE")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["run", "--events", "jsonl", "What is 17 * 23?"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let calls: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|event| event["type"] == "react.tool_call_start")
+        .collect();
+    assert_eq!(calls.len(), 1, "one tool call: {calls:?}");
+    assert_eq!(calls[0]["tool_name"], "calculator");
+    let expression = calls[0]["arguments"]["expression"].as_str().unwrap();
+    assert_eq!(expression.replace(' ', ""), "17*23");
+    let end = events
+        .iter()
+        .find(|event| event["type"] == "react.react_end")
+        .expect("the run's end");
+    let answer = end["response"].as_str().unwrap();
+    assert!(answer.contains("391"), "{answer}");
+    let choices: Vec<&str> = events
+        .iter()
+        .filter(|event| event["type"] == "plugin.llm_request_started")
+        .filter_map(|event| event["tool_choice"].as_str())
+        .collect();
+    assert_eq!(choices, ["required", "none"]);
+
+    let out = run(&["chat", "What is the capital of France?"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Paris"), "{}", text(&out.stdout));
+}
+
 /// `agentbus run` on the default (local) provider: Ctrl-C (SIGINT) mid-answer cancels the
 /// run cleanly, exits 130, and the session is stored and replayable.
 #[cfg(unix)]
@@ -204,6 +251,9 @@ fn sigint_during_a_local_run_exits_130_and_leaves_a_replayable_session() {
             "run",
             "--max-iterations",
             "1",
+            // A long answer to interrupt, not the local default's first tool call.
+            "--tool-choice",
+            "auto",
             "Write a very long story about a dragon.",
         ])
         .current_dir(work.path())
@@ -221,8 +271,10 @@ fn sigint_during_a_local_run_exits_130_and_leaves_a_replayable_session() {
         .status()
         .unwrap();
     assert!(status.success());
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
+    // The first byte may have been part of a longer character.
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    let rest = String::from_utf8_lossy(&rest);
     let output = child.wait_with_output().unwrap();
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");

@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
+pub mod agent_setup;
 pub mod chat;
 pub mod config;
+pub mod eval;
 pub mod events;
 #[cfg(feature = "local")]
 pub mod model;

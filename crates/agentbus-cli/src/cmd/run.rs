@@ -13,9 +13,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use agentbus::{EventManager, Overflow, SubscribeOptions};
+use agentbus_agent::AgentOutput;
+use agentbus_agent::ToolChoicePolicy;
 use agentbus_agent::react::{ChunkChannel, ReactEndEvent, ReactEvent, ReactOutput};
-use agentbus_agent::tools::{Sandbox, builtin_tools_in};
-use agentbus_agent::{Agent, AgentOutput};
+use agentbus_agent::tools::Sandbox;
 use agentbus_events::DynEvent;
 use agentbus_llm::{ChatModel, InstrumentedModel};
 use anyhow::Context;
@@ -54,6 +55,12 @@ pub struct Args {
     /// The most iterations (LLM call + tool batch) the agent may take.
     #[arg(long, default_value_t = 10, env = "AGENTBUS_MAX_ITERATIONS")]
     pub max_iterations: u32,
+    /// Whether the model must call a tool: `auto`, `none`, `required`, a tool's name, or
+    /// `FIRST,THEN` for the first iteration and the ones after it (`required` alone means
+    /// `required,auto`; `default` sends nothing). Default: the provider's own
+    /// (`auto`), except the embedded model's defaults (see the README).
+    #[arg(long, value_name = "CHOICE", value_parser = parse_tool_choice, env = "AGENTBUS_TOOL_CHOICE")]
+    pub tool_choice: Option<ToolChoicePolicy>,
     /// Write every bus event to stdout in this format instead of the human output.
     #[arg(long, value_enum)]
     pub events: Option<EventsFormat>,
@@ -67,10 +74,9 @@ pub struct Args {
     pub prompt: String,
 }
 
-/// The system prompt of `agentbus run`.
-const SYSTEM_PROMPT: &str = "You are a helpful assistant. Use the tools when they help: \
-    `calculator` for arithmetic (never compute by hand), `current_time` for the date and \
-    time, `read_file` and `list_dir` for files in the working directory. Answer briefly.";
+fn parse_tool_choice(text: &str) -> Result<ToolChoicePolicy, String> {
+    text.parse()
+}
 
 /// Runs `agentbus run`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -99,14 +105,15 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
         InstrumentedModel::new(args.provider.build()?, bus.clone()).with_session(&session_id),
     );
     let root = std::env::current_dir().context("reading the current directory")?;
-    let tools = builtin_tools_in(file_sandbox(&root, &args.store)?);
-    let agent = Agent::builder_shared(model)
-        .session_id(&session_id)
-        .system_prompt(SYSTEM_PROMPT)
-        .tools(tools)
-        .max_iterations(args.max_iterations)
-        .bus(&bus)
-        .build();
+    let agent = super::agent_setup::AgentSetup {
+        model,
+        provider: args.provider.provider,
+        sandbox: file_sandbox(&root, &args.store)?,
+        tool_choice: args.tool_choice.clone(),
+        max_iterations: args.max_iterations,
+        session_id: &session_id,
+    }
+    .build(&bus);
 
     let started = Instant::now();
     let mut human = jsonl.is_none().then(HumanOutput::default);
