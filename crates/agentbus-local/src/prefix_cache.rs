@@ -163,18 +163,7 @@ impl PrefixCacheDir {
         let (header, data) = reader.split_at(length as usize);
         let header: Header =
             serde_json::from_slice(header).map_err(|error| format!("its header: {error}"))?;
-        let expected = Header {
-            format: FORMAT,
-            model: self.model.clone(),
-            weights: self.weights.clone(),
-            prefix_sha256: prefix_sha256(prefix),
-            tokens: prefix.len(),
-            layers: shape.layers,
-            kv_heads: shape.kv_heads,
-            head_dim: shape.head_dim,
-            vocab: header.vocab,
-            data_sha256: header.data_sha256.clone(),
-        };
+        let expected = self.header(prefix, shape, header.vocab, header.data_sha256.clone());
         if header != expected {
             return Err(format!(
                 "made for another model, weights, prefix or shape ({header:?})"
@@ -240,18 +229,7 @@ impl PrefixCacheDir {
             }
         }
         data.extend(logits.iter().flat_map(|value| value.to_le_bytes()));
-        let header = Header {
-            format: FORMAT,
-            model: self.model.clone(),
-            weights: self.weights.clone(),
-            prefix_sha256: prefix_sha256(prefix),
-            tokens: prefix.len(),
-            layers: shape.layers,
-            kv_heads: shape.kv_heads,
-            head_dim: shape.head_dim,
-            vocab: logits.len(),
-            data_sha256: hex(&Sha256::digest(&data)),
-        };
+        let header = self.header(prefix, shape, logits.len(), hex(&Sha256::digest(&data)));
         let header = serde_json::to_vec(&header).expect("a header serialises");
         let io = |what: &str| LocalError::io(format!("{what} in {}", self.path.display()));
         std::fs::create_dir_all(&self.path).map_err(io("creating the prefix cache"))?;
@@ -267,6 +245,22 @@ impl PrefixCacheDir {
             .map_err(io("naming a prefix cache file"))?;
         self.evict();
         Ok(())
+    }
+
+    /// The header of the cache after `prefix` for this model and weights.
+    fn header(&self, prefix: &[u32], shape: Shape, vocab: usize, data_sha256: String) -> Header {
+        Header {
+            format: FORMAT,
+            model: self.model.clone(),
+            weights: self.weights.clone(),
+            prefix_sha256: prefix_sha256(prefix),
+            tokens: prefix.len(),
+            layers: shape.layers,
+            kv_heads: shape.kv_heads,
+            head_dim: shape.head_dim,
+            vocab,
+            data_sha256,
+        }
     }
 
     /// Removes all but the newest [`MAX_FILES`] cache files.

@@ -4,32 +4,19 @@
 //! parses and validates against its schema, and the constraint never leaves nothing to
 //! pick. Skips with a note when the model is not pulled (its tokenizer is needed).
 
+mod common;
+
+use common::model_pulled;
 use std::sync::OnceLock;
 
 use agentbus_llm::{ToolChoice, ToolDefinition};
 use agentbus_local::constraint::{ConstraintEnv, ToolCallConstraint};
-use agentbus_local::pull::{ModelStatus, status};
 use agentbus_local::template::ChatTemplate;
 use agentbus_local::tokenizer::GgufTokenizer;
 use agentbus_local::tool_calls::{CLOSE_TAG, OPEN_TAG};
 use agentbus_local::{DEFAULT_MODEL, ModelDir, TokenConstraint};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-
-fn model_pulled() -> bool {
-    let probe = ModelDir::from_env()
-        .map_err(|e| e.to_string())
-        .and_then(|dir| match status(&dir, DEFAULT_MODEL) {
-            Ok(ModelStatus::Ready) => Ok(()),
-            Ok(other) => Err(format!("{}: {other:?}", DEFAULT_MODEL.name)),
-            Err(error) => Err(error.to_string()),
-        });
-    agentbus_test_support::services::available(
-        "the embedded model",
-        probe,
-        "run `agentbus model pull`",
-    )
-}
 
 /// The tokenizer and the constraint environment over its vocabulary, built once.
 fn vocabulary() -> &'static (GgufTokenizer, ConstraintEnv, u32) {

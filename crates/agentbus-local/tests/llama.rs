@@ -3,31 +3,18 @@
 //! prompt is fed at once (the f32 batch path), token by token (the Q8_0 path), or split
 //! around a cached prefix. Skips with a note when the model is not pulled.
 
+mod common;
+
+use common::model_pulled;
 use std::fs::File;
 
 use agentbus_local::convert::ensure_q8;
 use agentbus_local::llama::{KvCache, Llama};
-use agentbus_local::pull::{ModelStatus, status};
 use agentbus_local::template::{Turn, TurnRole};
 use agentbus_local::{DEFAULT_MODEL, LocalModel, ModelDir};
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
-
-fn model_pulled() -> bool {
-    let probe = ModelDir::from_env()
-        .map_err(|e| e.to_string())
-        .and_then(|dir| match status(&dir, DEFAULT_MODEL) {
-            Ok(ModelStatus::Ready) => Ok(()),
-            Ok(other) => Err(format!("{}: {other:?}", DEFAULT_MODEL.name)),
-            Err(error) => Err(error.to_string()),
-        });
-    agentbus_test_support::services::available(
-        "the embedded model",
-        probe,
-        "run `agentbus model pull`",
-    )
-}
 
 fn argmax(logits: &[f32]) -> usize {
     logits

@@ -3,13 +3,15 @@
 //! and shared. When it is not pulled, every test here skips with a note saying so, or
 //! fails with `AGENTBUS_REQUIRE_SERVICES=1` (CI pulls it and sets that).
 
+mod common;
+
+use common::model_pulled;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use agentbus_events::stream::StreamEvent;
 use agentbus_llm::{ChatModel, ChatRequest, ChatResponse, Message, ToolDefinition};
-use agentbus_local::pull::{ModelStatus, status};
 use agentbus_local::template::{ChatTemplate, Turn, TurnRole};
 use agentbus_local::tokenizer::GgufTokenizer;
 use agentbus_local::{
@@ -20,27 +22,6 @@ use futures::StreamExt;
 fn model_dir() -> &'static ModelDir {
     static DIR: OnceLock<ModelDir> = OnceLock::new();
     DIR.get_or_init(|| ModelDir::from_env().expect("a model directory"))
-}
-
-/// Whether the model is pulled and intact (checked once); see the module documentation.
-#[track_caller]
-fn model_pulled() -> bool {
-    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
-    let probe = PROBE.get_or_init(|| {
-        let dir = ModelDir::from_env().map_err(|e| e.to_string())?;
-        match status(&dir, DEFAULT_MODEL).map_err(|e| e.to_string())? {
-            ModelStatus::Ready => Ok(()),
-            ModelStatus::Missing => Err(format!("{} is not pulled", DEFAULT_MODEL.name)),
-            ModelStatus::Corrupted { reason } => {
-                Err(format!("{} is damaged: {reason}", DEFAULT_MODEL.name))
-            }
-        }
-    });
-    agentbus_test_support::services::available(
-        "the embedded model",
-        probe.clone(),
-        "run `agentbus model pull`",
-    )
 }
 
 /// The model, loaded once, shared by the tests (one generation at a time).
