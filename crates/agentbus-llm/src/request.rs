@@ -247,7 +247,9 @@ impl std::str::FromStr for ToolChoice {
         let text = text.trim();
         Ok(match text {
             "" => {
-                return Err("an empty tool choice (use auto, none, required or a tool name)".into());
+                return Err(
+                    "an empty tool choice (use auto, none, required or a tool name)".into(),
+                );
             }
             "auto" => ToolChoice::Auto,
             "none" => ToolChoice::None,
