@@ -201,6 +201,8 @@ fn measure_candle(dir: &ModelDir, args: &Args) -> anyhow::Result<Value> {
             "completion_tokens": generation.completion_tokens,
         }));
     }
+    // Before the agent measurements (and the baseline model they load).
+    let peak_rss = peak_rss_mb();
     let agent = measure_agent_prompt(&mut model, args.reps)?;
     Ok(json!({
         "engine": "agentbus-local (candle 0.11.1 kernels, Q8_0; f32 batches for prompts)",
@@ -209,9 +211,35 @@ fn measure_candle(dir: &ModelDir, args: &Args) -> anyhow::Result<Value> {
         "load_ms": load_ms,
         "prompt_ids": prompt,
         "runs": runs,
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": peak_rss,
         "text": text,
     }))
+}
+
+/// The baseline of the prompt speed: candle-transformers' `quantized_llama` (the forward
+/// pass `agentbus-local` used before its own) on the same weights and prompt tokens, in
+/// this run. Median prompt tokens/s of `reps` runs after a warm-up.
+fn baseline_prompt_tok_s(ids: &[u32], reps: usize) -> anyhow::Result<f64> {
+    use candle_core::{Device, Tensor};
+    use candle_transformers::models::quantized_llama::ModelWeights;
+
+    let dir = ModelDir::from_env()?;
+    let path = agentbus_local::convert::ensure_q8(&dir, DEFAULT_MODEL)?;
+    let mut file = std::fs::File::open(&path)?;
+    let content = candle_core::quantized::gguf_file::Content::read(&mut file)?;
+    let mut weights = ModelWeights::from_gguf(content, &mut file, &Device::Cpu)?;
+    let input = Tensor::new(ids, &Device::Cpu)?.unsqueeze(0)?;
+    let mut rates = Vec::new();
+    for rep in 0..=reps {
+        weights.clear_kv_cache();
+        let started = Instant::now();
+        weights.forward(&input, 0)?;
+        if rep > 0 {
+            rates.push(ids.len() as f64 / started.elapsed().as_secs_f64());
+        }
+    }
+    rates.sort_by(f64::total_cmp);
+    Ok(rates[rates.len() / 2])
 }
 
 /// The agent's real first request on the embedded model: its system prompt, every
@@ -306,6 +334,7 @@ fn measure_agent_prompt(model: &mut LocalModel, reps: usize) -> anyhow::Result<V
         }));
     }
     model.set_prefix_store(None);
+    let baseline = baseline_prompt_tok_s(&prompt.ids, reps)?;
     let median = |key: &str| {
         let mut values: Vec<f64> = runs.iter().filter_map(|run| run[key].as_f64()).collect();
         values.sort_by(f64::total_cmp);
@@ -318,6 +347,8 @@ fn measure_agent_prompt(model: &mut LocalModel, reps: usize) -> anyhow::Result<V
         "tool_choice": "required",
         "answer": call,
         "runs": runs,
+        "baseline_prompt_tok_s": baseline,
+        "baseline": "candle-transformers quantized_llama 0.11.1, same weights and tokens",
     });
     for key in [
         "ttft_cold_ms",
@@ -587,6 +618,17 @@ fn print_table(summary: &Value, args: &Args) {
             target
         );
     }
+    let ratio = agent["prompt_tok_s"]
+        .as_f64()
+        .zip(agent["baseline_prompt_tok_s"].as_f64())
+        .map(|(ours, theirs)| ours / theirs);
+    let _ = writeln!(
+        out,
+        "  baseline prompt tok/s {} ({}), ratio {}",
+        number(&agent["baseline_prompt_tok_s"], 1),
+        agent["baseline"].as_str().unwrap_or(""),
+        number(&ratio.into(), 2),
+    );
     let _ = writeln!(out, "  call: {:?}", agent["answer"].as_str().unwrap_or(""));
     if let Some(eval) = summary.get("eval") {
         match eval.get("skipped") {
