@@ -89,6 +89,21 @@ fn check_prefix(store: &EventStore, backend: &str, round: u32) -> u64 {
     n
 }
 
+/// Waits until the store's last seq has not moved for 200 ms (at most 10 s).
+fn settle(store: &EventStore) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = store.last_seq().unwrap();
+    let mut still_since = Instant::now();
+    while still_since.elapsed() < Duration::from_millis(200) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = store.last_seq().unwrap();
+        if now != last {
+            last = now;
+            still_since = Instant::now();
+        }
+    }
+}
+
 fn crash_and_recover(test: &TestStore, backend: &str, rounds: u32, rng: &mut Rng) {
     // Create the store first so the children and the checks below agree on the schema.
     drop(EventStore::open(&test.url).unwrap());
@@ -124,6 +139,9 @@ fn crash_and_recover(test: &TestStore, backend: &str, rounds: u32, rng: &mut Rng
         // std's kill is SIGKILL on Unix: no destructor, no flush, mid-transaction.
         child.kill().unwrap();
         child.wait().unwrap();
+        // A PostgreSQL server may still commit the killed client's last transaction (its
+        // COMMIT was sent) or roll it back a moment later: wait until the log is still.
+        settle(&store);
         drop(store);
 
         let store = EventStore::open_read_only(&test.url).unwrap();
