@@ -238,8 +238,7 @@ fn baseline_prompt_tok_s(ids: &[u32], reps: usize) -> anyhow::Result<f64> {
             rates.push(ids.len() as f64 / started.elapsed().as_secs_f64());
         }
     }
-    rates.sort_by(f64::total_cmp);
-    Ok(rates[rates.len() / 2])
+    Ok(crate::stats::median(rates))
 }
 
 /// The agent's real first request on the embedded model: its system prompt, every
@@ -335,11 +334,6 @@ fn measure_agent_prompt(model: &mut LocalModel, reps: usize) -> anyhow::Result<V
     }
     model.set_prefix_store(None);
     let baseline = baseline_prompt_tok_s(&prompt.ids, reps)?;
-    let median = |key: &str| {
-        let mut values: Vec<f64> = runs.iter().filter_map(|run| run[key].as_f64()).collect();
-        values.sort_by(f64::total_cmp);
-        values.get(values.len() / 2).copied()
-    };
     let mut summary = json!({
         "question": AGENT_QUESTION,
         "prompt_tokens": prompt.ids.len(),
@@ -360,7 +354,7 @@ fn measure_agent_prompt(model: &mut LocalModel, reps: usize) -> anyhow::Result<V
         "decode_step_us",
         "mask_share_of_step",
     ] {
-        summary[key] = json!(median(key));
+        summary[key] = json!(median_of(&runs, key));
     }
     Ok(summary)
 }
@@ -452,17 +446,15 @@ fn measure_llama_cpp(
     serde_json::from_slice(&output.stdout).context("reading the llama.cpp baseline's result")
 }
 
+/// The median of `key` over `runs` ([`crate::stats::median`]); `None` when no run has it.
+fn median_of(runs: &[Value], key: &str) -> Option<f64> {
+    let values: Vec<f64> = runs.iter().filter_map(|run| run[key].as_f64()).collect();
+    (!values.is_empty()).then(|| crate::stats::median(values))
+}
+
+/// The median of `key` over a side's `runs`.
 fn median(result: &Value, key: &str) -> Option<f64> {
-    let mut values: Vec<f64> = result["runs"]
-        .as_array()?
-        .iter()
-        .filter_map(|run| run[key].as_f64())
-        .collect();
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    Some(values[values.len() / 2])
+    median_of(result["runs"].as_array()?, key)
 }
 
 const METRICS: [&str; 3] = ["ttft_ms", "prompt_tok_s", "gen_tok_s"];
