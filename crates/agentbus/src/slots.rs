@@ -89,7 +89,7 @@ impl Slots {
         state & CLOSED != 0 && state / ONE == 0
     }
 
-    /// Gives back `n` places (finished, dropped or cancelled deliveries); returns the
+    /// Gives back `n` places (finished or dropped deliveries); returns the
     /// count left.
     #[inline]
     pub fn release(&self, n: usize) -> usize {

@@ -272,7 +272,7 @@ impl Subscriber {
         notified.as_mut().enable();
         if self.closing.load(SeqCst) {
             false
-        } else if self.queued() < self.options.capacity {
+        } else if !self.is_full() {
             true
         } else {
             notified.await;
