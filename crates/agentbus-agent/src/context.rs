@@ -40,8 +40,14 @@ pub(crate) struct RunContext {
 }
 
 impl RunContext {
-    /// The context of a run of `inner` leaving through `out`, stopped by `stops`.
-    pub(crate) fn new(inner: Arc<AgentInner>, out: Emitter, stops: StopTokens) -> Self {
+    /// The context of a run of `inner` leaving through `out`, stopped by `stops`, with the
+    /// tool-choice policy `tool_choice`.
+    pub(crate) fn new(
+        inner: Arc<AgentInner>,
+        out: Emitter,
+        stops: StopTokens,
+        tool_choice: ToolChoicePolicy,
+    ) -> Self {
         let tool_names = inner.definitions.iter().map(|d| d.name.clone()).collect();
         Self {
             inner,
@@ -50,7 +56,7 @@ impl RunContext {
             fork_counter: Arc::new(AtomicU64::new(0)),
             tool_names,
             totals: Totals::default(),
-            tool_choice: ToolChoicePolicy::default(),
+            tool_choice,
         }
     }
 

@@ -78,9 +78,9 @@ pub(crate) async fn run(
         interrupt,
     };
     let out = open(&inner, &request, yielder);
-    let mut ctx = RunContext::new(inner, out, stops);
-    ctx.tool_choice =
-        (request.tool_choice.clone()).unwrap_or_else(|| ctx.inner.config.tool_choice.clone());
+    let tool_choice =
+        (request.tool_choice.clone()).unwrap_or_else(|| inner.config.tool_choice.clone());
+    let mut ctx = RunContext::new(inner, out, stops, tool_choice);
     announce(&mut ctx, &request).await;
     let mut conversation = Conversation {
         messages: first_messages(&ctx.inner, &request),

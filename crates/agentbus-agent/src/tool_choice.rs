@@ -9,7 +9,8 @@ use agentbus_llm::ToolChoice;
 
 /// The tool choice of each iteration of a run.
 ///
-/// `None` for an iteration sends nothing, so the provider's default applies. Nothing is
+/// `None` for an iteration sends nothing, so the provider's default applies (the
+/// [`Default`] policy sends nothing on every iteration). Nothing is
 /// sent either when the agent has no tools.
 ///
 /// ```
@@ -34,11 +35,6 @@ pub struct ToolChoicePolicy {
 }
 
 impl ToolChoicePolicy {
-    /// Sends nothing: the provider's default on every iteration.
-    pub fn provider_default() -> Self {
-        Self::default()
-    }
-
     /// `choice` on every iteration.
     pub fn always(choice: ToolChoice) -> Self {
         Self {
@@ -120,7 +116,7 @@ mod tests {
     #[test]
     fn parses_single_and_pairs() {
         let parse = |text: &str| text.parse::<ToolChoicePolicy>().unwrap();
-        assert_eq!(parse("default"), ToolChoicePolicy::provider_default());
+        assert_eq!(parse("default"), ToolChoicePolicy::default());
         assert_eq!(parse("none"), ToolChoicePolicy::always(ToolChoice::None));
         assert_eq!(parse("auto"), ToolChoicePolicy::always(ToolChoice::Auto));
         assert_eq!(

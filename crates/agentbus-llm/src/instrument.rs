@@ -155,13 +155,10 @@ impl<M: ChatModel> ChatModel for InstrumentedModel<M> {
             request_id: request_id.clone(),
             plugin: self.plugin.clone(),
         };
-        // The choice made for this call: the request's own, else the providers' default
-        // (`auto`) when tools are offered.
-        let tool_choice = match (&request.tool_choice, request.tools.is_empty()) {
-            (Some(choice), _) => Some(choice.to_string()),
-            (None, false) => Some(crate::ToolChoice::Auto.to_string()),
-            (None, true) => None,
-        };
+        // The choice made for this call when tools are offered (as the event documents):
+        // the request's own, else the providers' default, `auto`.
+        let tool_choice = (!request.tools.is_empty())
+            .then(|| request.tool_choice.clone().unwrap_or_default().to_string());
         let started = LLMRequestStartedEvent {
             meta: publisher.meta(),
             plugin: publisher.plugin.clone(),

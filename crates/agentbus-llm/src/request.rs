@@ -191,14 +191,6 @@ pub enum ToolChoice {
 }
 
 impl ToolChoice {
-    /// The tool this choice names, if it names one.
-    pub fn tool_name(&self) -> Option<&str> {
-        match self {
-            ToolChoice::Tool(name) => Some(name),
-            _ => None,
-        }
-    }
-
     /// Whether this choice forces a tool call.
     pub fn forces_a_call(&self) -> bool {
         matches!(self, ToolChoice::Required | ToolChoice::Tool(_))

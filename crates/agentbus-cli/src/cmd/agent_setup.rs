@@ -40,7 +40,7 @@ pub fn defaults(provider: Provider) -> (&'static str, ToolChoicePolicy) {
             LOCAL_SYSTEM_PROMPT,
             ToolChoicePolicy::first_then(ToolChoice::Required, ToolChoice::None),
         ),
-        _ => (SYSTEM_PROMPT, ToolChoicePolicy::provider_default()),
+        _ => (SYSTEM_PROMPT, ToolChoicePolicy::default()),
     }
 }
 

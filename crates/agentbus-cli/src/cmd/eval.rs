@@ -37,7 +37,7 @@ pub struct Args {
     #[command(flatten)]
     pub provider: ProviderArgs,
     /// The tool choice, as for `agentbus run --tool-choice` (default: the provider's).
-    #[arg(long, value_name = "CHOICE", value_parser = parse_tool_choice)]
+    #[arg(long, value_name = "CHOICE")]
     pub tool_choice: Option<ToolChoicePolicy>,
     /// Only the tasks whose id contains this text.
     #[arg(long, value_name = "TEXT")]
@@ -48,10 +48,6 @@ pub struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
-}
-
-fn parse_tool_choice(text: &str) -> Result<ToolChoicePolicy, String> {
-    text.parse()
 }
 
 /// One task: a prompt, the tool it needs (if any), and the texts a right answer

@@ -59,7 +59,7 @@ pub struct Args {
     /// `FIRST,THEN` for the first iteration and the ones after it (`required` alone means
     /// `required,auto`; `default` sends nothing). Default: the provider's own
     /// (`auto`), except the embedded model's defaults (see the README).
-    #[arg(long, value_name = "CHOICE", value_parser = parse_tool_choice, env = "AGENTBUS_TOOL_CHOICE")]
+    #[arg(long, value_name = "CHOICE", env = "AGENTBUS_TOOL_CHOICE")]
     pub tool_choice: Option<ToolChoicePolicy>,
     /// Write every bus event to stdout in this format instead of the human output.
     #[arg(long, value_enum)]
@@ -72,10 +72,6 @@ pub struct Args {
     pub telemetry: super::telemetry_args::TelemetryArgs,
     /// The prompt.
     pub prompt: String,
-}
-
-fn parse_tool_choice(text: &str) -> Result<ToolChoicePolicy, String> {
-    text.parse()
 }
 
 /// Runs `agentbus run`.
