@@ -57,6 +57,12 @@ pub trait Backend: Send {
     /// Records how the writer registered on this connection ended (see [`crate::status`]).
     fn end_writer(&mut self, end: &crate::status::WriterEnd) -> Result<()>;
 
+    /// Appends, in one transaction and in order, the rows whose `event_id` the store does
+    /// not hold yet (nor an earlier row of `rows`), and returns how many it wrote: a
+    /// redelivered event adds nothing. The check and the insert are one transaction, so
+    /// several writers sharing a source cannot both write an event.
+    fn append_new(&mut self, rows: &[EventRow]) -> Result<usize>;
+
     /// Calls `each` with every event `query` selects, in store order, stopping at the first
     /// error `each` returns.
     fn scan(

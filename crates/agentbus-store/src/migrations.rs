@@ -140,6 +140,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: "ALTER TABLE agentbus_sessions ADD COLUMN calls TEXT;",
         postgres: "ALTER TABLE agentbus_sessions ADD COLUMN calls TEXT;",
     },
+    Migration {
+        version: 5,
+        description: "index on event_id (idempotent appends: an event id already stored is skipped)",
+        sqlite: "CREATE INDEX events_event_id ON events (event_id);",
+        postgres: "CREATE INDEX events_event_id ON events (event_id);",
+    },
 ];
 
 /// The first version with `agentbus_writers` and `agentbus_sessions`; older stores opened

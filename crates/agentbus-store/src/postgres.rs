@@ -104,7 +104,12 @@ impl Backend for PostgresBackend {
     }
 
     fn append(&mut self, rows: &[EventRow]) -> Result<RangeInclusive<u64>> {
-        self.with(|c| c.append(rows))
+        self.with(|c| c.append(rows, false))
+    }
+
+    fn append_new(&mut self, rows: &[EventRow]) -> Result<usize> {
+        self.with(|c| c.append(rows, true))
+            .map(|range| range.count())
     }
 
     fn begin_writer(&mut self, writer_id: &str) -> Result<()> {
@@ -400,7 +405,9 @@ impl Connection {
         Ok(row.get(0))
     }
 
-    fn append(&mut self, rows: &[EventRow]) -> Result<RangeInclusive<u64>> {
+    /// Appends `rows`; with `skip_known`, leaves out rows whose event id is stored (or
+    /// repeated in `rows`), checked under the same table lock.
+    fn append(&mut self, rows: &[EventRow], skip_known: bool) -> Result<RangeInclusive<u64>> {
         if rows.is_empty() {
             #[allow(clippy::reversed_empty_ranges)]
             return Ok(1..=0);
@@ -411,6 +418,32 @@ impl Connection {
             .map_err(StoreError::postgres("starting an append"))?;
         tx.batch_execute("LOCK TABLE events IN EXCLUSIVE MODE")
             .map_err(StoreError::postgres("locking the events table"))?;
+        let kept: Vec<EventRow>;
+        let rows = if skip_known {
+            let ids: Vec<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
+            let stored: std::collections::HashSet<String> = tx
+                .query(
+                    "SELECT event_id FROM events WHERE event_id = ANY($1)",
+                    &[&ids],
+                )
+                .map_err(StoreError::postgres("checking event ids"))?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            let mut seen = std::collections::HashSet::new();
+            kept = rows
+                .iter()
+                .filter(|r| !stored.contains(&r.event_id) && seen.insert(r.event_id.as_str()))
+                .cloned()
+                .collect();
+            if kept.is_empty() {
+                #[allow(clippy::reversed_empty_ranges)]
+                return Ok(1..=0);
+            }
+            &kept[..]
+        } else {
+            rows
+        };
         let last: i64 = tx
             .query_one("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM events", &[])
             .map_err(StoreError::postgres("reading the last seq"))?

@@ -375,22 +375,11 @@ fn count(value: i64) -> u64 {
     value.max(0) as u64
 }
 
-impl Backend for SqliteBackend {
-    fn location(&self) -> String {
-        location_of(&self.path)
-    }
-
-    fn schema_version(&mut self) -> Result<i64> {
-        self.conn
-            .query_row(
-                "SELECT COALESCE(MAX(version), 0) FROM agentbus_schema",
-                [],
-                |row| row.get(0),
-            )
-            .map_err(StoreError::sqlite("reading the schema version"))
-    }
-
-    fn append(&mut self, rows: &[EventRow]) -> Result<RangeInclusive<u64>> {
+impl SqliteBackend {
+    /// The body of [`Backend::append`] and [`Backend::append_new`]: with `skip_known`,
+    /// rows whose event id is stored (or repeated in `rows`) are left out, checked inside
+    /// the same immediate transaction.
+    fn append_rows(&mut self, rows: &[EventRow], skip_known: bool) -> Result<RangeInclusive<u64>> {
         if rows.is_empty() {
             #[allow(clippy::reversed_empty_ranges)]
             return Ok(1..=0);
@@ -399,6 +388,31 @@ impl Backend for SqliteBackend {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::sqlite("starting an append"))?;
+        let kept: Vec<EventRow>;
+        let rows = if skip_known {
+            let mut seen = std::collections::HashSet::new();
+            let mut known = tx
+                .prepare_cached("SELECT 1 FROM events WHERE event_id = ?1 LIMIT 1")
+                .map_err(StoreError::sqlite("preparing the event id check"))?;
+            let mut new = Vec::with_capacity(rows.len());
+            for row in rows {
+                let stored = known
+                    .exists([&row.event_id])
+                    .map_err(StoreError::sqlite("checking an event id"))?;
+                if !stored && seen.insert(row.event_id.as_str()) {
+                    new.push(row.clone());
+                }
+            }
+            drop(known);
+            kept = new;
+            if kept.is_empty() {
+                #[allow(clippy::reversed_empty_ranges)]
+                return Ok(1..=0);
+            }
+            &kept[..]
+        } else {
+            rows
+        };
         let last: i64 = tx
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| {
                 row.get(0)
@@ -456,6 +470,31 @@ impl Backend for SqliteBackend {
             .map_err(StoreError::sqlite("committing an append"))?;
         // Seqs start at 1 and only grow, so both are positive.
         Ok(first as u64..=(seq - 1) as u64)
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn location(&self) -> String {
+        location_of(&self.path)
+    }
+
+    fn schema_version(&mut self) -> Result<i64> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM agentbus_schema",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(StoreError::sqlite("reading the schema version"))
+    }
+
+    fn append(&mut self, rows: &[EventRow]) -> Result<RangeInclusive<u64>> {
+        self.append_rows(rows, false)
+    }
+
+    fn append_new(&mut self, rows: &[EventRow]) -> Result<usize> {
+        let range = self.append_rows(rows, true)?;
+        Ok(range.count())
     }
 
     fn begin_writer(&mut self, writer_id: &str) -> Result<()> {

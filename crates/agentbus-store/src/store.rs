@@ -138,6 +138,13 @@ impl EventStore {
         self.with_backend(|b| b.append(rows))
     }
 
+    /// Appends, in one transaction, the rows whose event id the store does not hold yet;
+    /// returns how many it wrote (see [`Backend::append_new`]). For writers fed by an
+    /// at-least-once source (a JetStream durable consumer): a redelivery adds nothing.
+    pub fn append_rows_new(&self, rows: &[crate::row::EventRow]) -> Result<usize> {
+        self.with_backend(|b| b.append_new(rows))
+    }
+
     /// The events `query` selects, in store order, collected in memory (use
     /// [`scan`](Self::scan) for large selections).
     pub fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>> {
