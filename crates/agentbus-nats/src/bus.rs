@@ -37,10 +37,7 @@ pub(crate) fn registry(bus: &EventManager) -> Registry {
 
 /// Publishes a decoded event, typed, on `bus`, waiting for room in `Block` subscribers.
 pub(crate) async fn publish(bus: &EventManager, event: Box<dyn DynEvent>) -> Result<(), String> {
-    bus.send_dyn_async(event)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    bus.send(event).await.map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Waits until every delivery queued on `bus` has been handled.

@@ -51,7 +51,7 @@ async fn every_catalogue_type_round_trips_typed_and_equal() {
             // Half in a session with characters a subject cannot hold, half without one.
             event.meta_mut().session_id = (i % 2 == 0).then(|| format!("s.{i} *>"));
             event.meta_mut().event_id = uuid::Uuid::new_v4();
-            producer.send_dyn(event.clone_box()).unwrap();
+            producer.try_send(event.clone_box()).unwrap();
             sent.push(event);
         }
     }
@@ -79,7 +79,7 @@ async fn messages_carry_the_subject_and_the_event_id_as_message_id() {
     let exporter = bridge.export(&bus, ExportOptions::default()).unwrap();
     let event = chunk("run 1", 0);
     let id = event.meta.event_id;
-    bus.send(event).unwrap();
+    bus.try_send(event).unwrap();
     exporter.close(WAIT).await.unwrap();
     let stream = bridge.jetstream().get_stream("AGENTBUS").await.unwrap();
     let message = stream.get_raw_message(1).await.unwrap();
@@ -125,8 +125,8 @@ async fn two_bridged_buses_do_not_echo() {
     let export_a = a.export(&bus_a, ExportOptions::default()).unwrap();
     let export_b = b.export(&bus_b, ExportOptions::default()).unwrap();
 
-    bus_a.send(chunk("s", 1)).unwrap();
-    bus_b.send(chunk("s", 2)).unwrap();
+    bus_a.try_send(chunk("s", 1)).unwrap();
+    bus_b.try_send(chunk("s", 2)).unwrap();
     seen_a.wait_for(2, WAIT).await;
     seen_b.wait_for(2, WAIT).await;
     export_a.flush(WAIT).await.unwrap();
@@ -152,8 +152,8 @@ async fn a_republished_event_is_stored_once() {
     let bridge = Bridge::connect(&options(&nats.server.url())).await.unwrap();
     let exporter = bridge.export(&bus, ExportOptions::default()).unwrap();
     let event = chunk("s", 0);
-    bus.send(event.clone()).unwrap();
-    bus.send(event).unwrap();
+    bus.try_send(event.clone()).unwrap();
+    bus.try_send(event).unwrap();
     let stats = exporter.close(WAIT).await.unwrap();
     assert_eq!((stats.acked, stats.duplicates), (2, 1));
     assert_eq!(bridge.stream_state().await.unwrap().0, 1);
@@ -179,9 +179,9 @@ async fn filters_select_types_and_sessions() {
         .import_live(&viewer, Some("keep"), Some("plugin.>"), StartAt::All)
         .await
         .unwrap();
-    bus.send(chunk("keep", 1)).unwrap();
-    bus.send(chunk("drop", 2)).unwrap();
-    bus.send(agentbus_events::base::ExceptionEvent::default())
+    bus.try_send(chunk("keep", 1)).unwrap();
+    bus.try_send(chunk("drop", 2)).unwrap();
+    bus.try_send(agentbus_events::base::ExceptionEvent::default())
         .unwrap();
     let stats = exporter.close(WAIT).await.unwrap();
     assert_eq!((stats.acked, stats.skipped), (2, 1));
@@ -375,7 +375,7 @@ async fn an_ordered_consumer_reads_a_session_in_order() {
     let bridge = Bridge::connect(&options(&nats.server.url())).await.unwrap();
     let exporter = bridge.export(&bus, ExportOptions::default()).unwrap();
     for i in 0..500 {
-        bus.send(chunk(if i % 2 == 0 { "even" } else { "odd" }, i))
+        bus.try_send(chunk(if i % 2 == 0 { "even" } else { "odd" }, i))
             .unwrap();
     }
     exporter.close(WAIT).await.unwrap();

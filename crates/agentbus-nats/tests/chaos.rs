@@ -40,7 +40,7 @@ async fn run_once(kill_at: u64) {
             ..Default::default()
         };
         sent.push(event.meta.event_id);
-        bus.send_async(event).await.unwrap();
+        bus.send(event).await.unwrap();
         if !killed && exporter.stats().acked >= kill_at {
             killed = true;
             nats.server.kill();
