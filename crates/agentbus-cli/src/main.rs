@@ -66,6 +66,10 @@ enum Command {
     Stats(cmd::stats::Args),
     /// Trust or untrust a config file; show the settings in effect and their sources.
     Config(cmd::config::Args),
+    /// Write every event from NATS JetStream to the store (a durable consumer).
+    StoreWriter(cmd::store_writer::Args),
+    /// Show live events from every process publishing to NATS.
+    Tail(cmd::tail::Args),
 }
 
 /// Prints an error for a person: URL passwords masked, terminal control removed (server
@@ -120,6 +124,8 @@ fn main() -> std::process::ExitCode {
         Command::Replay(args) => cmd::replay::run(args),
         Command::Stats(args) => cmd::stats::run(args),
         Command::Config(args) => cmd::config::run(args, &loaded),
+        Command::StoreWriter(args) => cmd::store_writer::run(args),
+        Command::Tail(args) => cmd::tail::run(args),
     };
     match result {
         Ok(code) => code,

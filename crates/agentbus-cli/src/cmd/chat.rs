@@ -51,6 +51,9 @@ pub struct Args {
     /// Where the call's events are stored (`--store URL`, `--no-store`).
     #[command(flatten)]
     pub store: super::store_args::StoreArgs,
+    /// NATS JetStream: `--nats URL` sends the call's events there too.
+    #[command(flatten)]
+    pub nats: super::nats_args::NatsArgs,
     /// The prompt (several words are joined with spaces).
     #[arg(required = true, num_args = 1..)]
     pub prompt: Vec<String>,
@@ -96,6 +99,7 @@ async fn chat(args: Args) -> anyhow::Result<ExitCode> {
 
     let bus = EventManager::new();
     let recorder = args.store.record(&bus)?;
+    let nats = args.nats.export(&bus).await?;
     let telemetry = args.telemetry.start().await?;
     telemetry.attach(&bus)?;
     if jsonl {
@@ -180,6 +184,9 @@ async fn chat(args: Args) -> anyhow::Result<ExitCode> {
     let total = started.elapsed();
     if let Err(error) = bus.wait(Duration::from_secs(10)).await {
         tracing::warn!(%error, "not every event was delivered");
+    }
+    if let Some(nats) = nats {
+        nats.finish().await?;
     }
     if let Some(recorder) = recorder {
         let location = mask_userinfo(recorder.location()).into_owned();

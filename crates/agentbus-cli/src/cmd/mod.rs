@@ -7,12 +7,15 @@ pub mod eval;
 pub mod events;
 #[cfg(feature = "local")]
 pub mod model;
+pub mod nats_args;
 pub mod provider;
 pub mod replay;
 pub mod run;
 pub mod sessions;
 pub mod stats;
 pub mod store_args;
+pub mod store_writer;
+pub mod tail;
 pub mod telemetry_args;
 
 /// Logs go to stderr through `tracing`, filtered by `RUST_LOG` (default: warnings), with

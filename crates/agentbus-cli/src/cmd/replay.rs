@@ -27,7 +27,8 @@ pub enum EventsFormat {
 #[command(after_help = "Examples:
   agentbus replay 3f2c...                    with the original timing
   agentbus replay 3f2c... --speed max --events jsonl
-  agentbus replay 3f2c... --speed 10 --no-store")]
+  agentbus replay 3f2c... --speed 10 --no-store
+  agentbus replay --nats nats://127.0.0.1:4222 3f2c...   from the JetStream stream")]
 pub struct Args {
     /// The session to replay (see `agentbus sessions`).
     pub session: String,
@@ -41,15 +42,78 @@ pub struct Args {
     pub events: Option<EventsFormat>,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+    /// Read the session from this NATS server's stream instead of the store (the
+    /// credential flags of `tail` apply).
+    #[command(flatten)]
+    pub nats: super::nats_args::NatsArgs,
+}
+
+/// Where the replayed session comes from.
+enum Source {
+    /// A session of the store, read a page at a time as it plays.
+    Store(Recording),
+    /// A session read whole from the NATS stream: each event with its timestamp (µs).
+    Nats(Vec<(i64, Box<dyn DynEvent>)>),
+}
+
+impl Source {
+    /// How many events the session has.
+    fn len(&self) -> u64 {
+        match self {
+            Source::Store(recording) => recording.session().events,
+            Source::Nats(events) => events.len() as u64,
+        }
+    }
+
+    /// The store's warning that the session was cut short (a stream has no such record).
+    fn gap_warning(&self, session_id: &str) -> Option<String> {
+        match self {
+            Source::Store(recording) => {
+                let session = recording.session();
+                session.status.gap_warning(session_id, session.last_seq)
+            }
+            Source::Nats(_) => None,
+        }
+    }
+
+    /// Sends every event into `bus` at its scheduled time (see [`ReplaySpeed::offset`]),
+    /// waiting for room when a subscriber's queue is full; returns how many were sent.
+    async fn play_into(self, bus: &EventManager, speed: ReplaySpeed) -> anyhow::Result<u64> {
+        match self {
+            Source::Store(recording) => Ok(recording.play_into(bus, speed).await?),
+            Source::Nats(events) => {
+                let start = tokio::time::Instant::now();
+                let first_us = events.first().map_or(0, |(ts, _)| *ts);
+                let mut sent = 0;
+                for (ts, event) in events {
+                    if speed != ReplaySpeed::Max {
+                        tokio::time::sleep_until(start + speed.offset(ts - first_us)).await;
+                    }
+                    bus.send(event).await?;
+                    sent += 1;
+                }
+                Ok(sent)
+            }
+        }
+    }
 }
 
 /// Runs `agentbus replay`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let store = args.store.open_read_only()?;
     let bus_registry = agentbus_events::Registry::catalogue();
-    let recording = Recording::open(&store, &args.session, &bus_registry)?;
-    let session = recording.session().clone();
-    let total = session.events;
+    let source = match args.nats.nats {
+        Some(_) => Source::Nats(super::nats_args::load_session(
+            &args.nats,
+            &args.session,
+            &bus_registry,
+        )?),
+        None => {
+            let store = args.store.open_read_only()?;
+            Source::Store(Recording::open(&store, &args.session, &bus_registry)?)
+        }
+    };
+    let total = source.len();
+    let gap_warning = source.gap_warning(&args.session);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -85,7 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         })?;
-        let sent = recording.play_into(&bus, args.speed).await?;
+        let sent = source.play_into(&bus, args.speed).await?;
         bus.wait(Duration::from_secs(30)).await?;
         let _report = bus.shutdown(Duration::from_secs(5)).await;
         args.telemetry.finish_if_requested(telemetry).await?;
@@ -101,7 +165,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     // A session cut short is said to be, whatever the output format (stderr).
-    if let Some(warning) = session.status.gap_warning(&args.session, session.last_seq) {
+    if let Some(warning) = gap_warning {
         eprintln!("warning: {warning}");
     }
     Ok(ExitCode::SUCCESS)

@@ -70,6 +70,9 @@ pub struct Args {
     /// Metrics: `--metrics-addr HOST:PORT`, `--otlp-endpoint URL`, `--metrics-json`.
     #[command(flatten)]
     pub telemetry: super::telemetry_args::TelemetryArgs,
+    /// NATS JetStream: `--nats URL` sends the run's events there too.
+    #[command(flatten)]
+    pub nats: super::nats_args::NatsArgs,
     /// The prompt.
     pub prompt: String,
 }
@@ -92,6 +95,7 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let recorder = args.store.record(&bus)?;
+    let nats = args.nats.export(&bus).await?;
     let telemetry = args.telemetry.start().await?;
     telemetry.attach(&bus)?;
     // One session id for the agent's events and the model's LLM events, so stores,
@@ -167,6 +171,9 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
     agent.finish();
     if let Err(error) = bus.wait(DRAIN).await {
         tracing::warn!(%error, "the bus did not drain");
+    }
+    if let Some(nats) = nats {
+        nats.finish().await?;
     }
     if let Some(recorder) = recorder {
         let location = recorder.location().to_owned();

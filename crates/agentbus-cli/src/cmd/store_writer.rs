@@ -1,0 +1,195 @@
+//! `agentbus store-writer --nats URL --store URL`: the store behind the bus. A durable
+//! JetStream consumer writes every event of every process to SQLite or PostgreSQL and
+//! acknowledges a batch only after its transaction committed. The store skips an event id
+//! it already holds, so a redelivery (after a crash between commit and ack) adds nothing.
+//! Several writers may share one durable consumer (`--consumer`).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agentbus_events::Registry;
+use agentbus_nats::{Delivery, DurableOptions};
+use agentbus_store::{EventStore, RowEncoder};
+use anyhow::Context;
+
+use super::nats_args::NatsArgs;
+
+/// Arguments of `agentbus store-writer`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  agentbus store-writer --nats nats://127.0.0.1:4222 --store sqlite://agentbus.db
+  agentbus store-writer --nats nats://10.0.0.5:4222 --store postgres://agentbus@db/agentbus
+
+Runs until Ctrl-C or SIGTERM (it finishes the batch in hand first).")]
+pub struct Args {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// The event store: `sqlite://PATH` or `postgres://…`.
+    #[arg(long, value_name = "URL", env = "AGENTBUS_STORE", default_value = agentbus_store::DEFAULT_STORE_URL)]
+    pub store: String,
+    /// The durable consumer's name; writers with the same name share the work.
+    #[arg(long, default_value = "agentbus-store")]
+    pub consumer: String,
+    /// Events per transaction at most.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Seconds a delivered batch may stay unacknowledged before JetStream delivers it
+    /// again (to this or another writer).
+    #[arg(long, default_value_t = 10.0)]
+    pub ack_wait: f64,
+    /// Events delivered and not yet acknowledged, over all writers (default: one batch,
+    /// which keeps each session in stream order in the store; raise it to let several
+    /// writers work at once).
+    #[arg(long)]
+    pub max_ack_pending: Option<i64>,
+    /// Exit after this many seconds without an event (default: run until stopped).
+    #[arg(long, value_name = "SECONDS")]
+    pub exit_when_idle: Option<f64>,
+}
+
+/// Runs `agentbus store-writer`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.nats.nats.is_none() {
+        anyhow::bail!("store-writer needs --nats URL (or AGENTBUS_NATS)");
+    }
+    if args.batch == 0 {
+        anyhow::bail!("--batch must be at least 1");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(write(args))
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    written: u64,
+    redelivered: u64,
+    skipped: u64,
+}
+
+async fn write(args: Args) -> anyhow::Result<ExitCode> {
+    let store_url = args.store.clone();
+    let store = tokio::task::spawn_blocking(move || EventStore::open(&store_url))
+        .await?
+        .with_context(|| format!("opening the store {}", args.store))?;
+    let store = Arc::new(store);
+    let location = store.location().to_string();
+    let bridge = args.nats.connect().await?.context("--nats is required")?;
+    let mut options = DurableOptions::new(&args.consumer);
+    options.ack_wait = Duration::from_secs_f64(args.ack_wait.max(0.1));
+    options.max_ack_pending = args.max_ack_pending.unwrap_or(args.batch as i64);
+    let consumer = bridge.durable(Registry::catalogue(), options).await?;
+    eprintln!("store-writer: consumer `{}` → {location}", args.consumer);
+
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    let encoder = RowEncoder::default();
+    let mut totals = Totals::default();
+    let mut last_event = Instant::now();
+    let idle_limit = args.exit_when_idle.map(Duration::from_secs_f64);
+    let mut failures = 0u32;
+    loop {
+        let batch = tokio::select! {
+            _ = &mut stop => break,
+            batch = consumer.next_batch(args.batch, Duration::from_millis(500)) => batch,
+        };
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(error) => {
+                // The server is away or restarting: the client reconnects; try again.
+                failures += 1;
+                if failures == 1 || failures.is_power_of_two() {
+                    tracing::warn!(%error, failures, "store-writer: fetching from NATS failed; retrying");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        failures = 0;
+        if batch.is_empty() {
+            if idle_limit.is_some_and(|limit| last_event.elapsed() >= limit) {
+                break;
+            }
+            continue;
+        }
+        last_event = Instant::now();
+        match store_batch(&store, &encoder, &batch).await {
+            Ok(written) => {
+                let events = batch.iter().filter(|d| d.event.is_ok()).count() as u64;
+                totals.written += written as u64;
+                totals.redelivered += events - written as u64;
+                totals.skipped += batch.len() as u64 - events;
+                // Committed: now, and only now, acknowledge.
+                for delivery in &batch {
+                    if let Err(error) = delivery.ack().await {
+                        tracing::warn!(%error, "store-writer: ack failed (the event will come again and be skipped)");
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"), "store-writer: writing a batch failed; it will be delivered again");
+                for delivery in &batch {
+                    let _ = delivery.nak().await;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    let _ = bridge.client().flush().await;
+    let stats = consumer.stats();
+    eprintln!(
+        "store-writer: {} events written to {location}, {} already stored (redelivered), {} skipped (unknown type {}, newer schema {}, malformed {})",
+        totals.written,
+        totals.redelivered,
+        totals.skipped,
+        stats.unknown_type,
+        stats.newer_schema,
+        stats.malformed
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the batch's events in one transaction, skipping event ids already stored;
+/// returns how many were new.
+pub(crate) async fn store_batch(
+    store: &Arc<EventStore>,
+    encoder: &RowEncoder,
+    batch: &[Delivery],
+) -> anyhow::Result<usize> {
+    let rows = batch
+        .iter()
+        .filter_map(|d| d.event.as_ref().ok())
+        .map(|event| encoder.encode(event.as_ref()))
+        .collect::<Result<Vec<_>, _>>()
+        .context("encoding an event for the store")?;
+    let store = store.clone();
+    let written = tokio::task::spawn_blocking(move || store.append_rows_new(&rows)).await??;
+    Ok(written)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
