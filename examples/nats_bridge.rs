@@ -55,7 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     for word in ["Hello", " from", " another", " process"] {
-        agent_bus.send(LLMResponseChunkEvent {
+        agent_bus.try_send(LLMResponseChunkEvent {
             meta: EventMeta::for_session("demo-session"),
             delta: Some(word.into()),
             ..Default::default()

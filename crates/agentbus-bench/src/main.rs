@@ -14,6 +14,7 @@ mod alloc;
 mod baseline;
 mod bus;
 mod local;
+mod nats;
 mod python;
 mod sse;
 mod stats;
@@ -54,6 +55,12 @@ pub enum Bench {
     /// The embedded local model (candle) against llama.cpp, if installed: TTFT, prompt
     /// and generation tokens/s, peak RSS.
     Local(local::Args),
+    /// The NATS bridge (export rate, cross-process latency, store writer) against raw
+    /// async-nats and the direct store append on the same server.
+    Nats(nats::Args),
+    /// The sending process of `bench nats` (and a load generator for the NATS tests).
+    #[command(hide = true)]
+    NatsProducer(nats::ProducerArgs),
     /// The provider stream decoder (SSE + protocol + events) on long recorded OpenAI and
     /// Anthropic streams, against serde_json parsing the same payloads.
     Sse(sse::Args),
@@ -78,6 +85,8 @@ fn main() -> ExitCode {
         Bench::Agent(args) => agent::run(args),
         Bench::Bus(args) => bus::run(args),
         Bench::Local(args) => local::run(args),
+        Bench::Nats(args) => nats::run(args),
+        Bench::NatsProducer(args) => nats::run_producer(args),
         Bench::Sse(args) => sse::run(args),
         Bench::Store(args) => store::run(args),
         Bench::Telemetry(args) => telemetry::run(args),

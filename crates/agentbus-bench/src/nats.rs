@@ -22,8 +22,10 @@ use agentbus_events::llm::LLMResponseChunkEvent;
 use agentbus_events::{DynEvent, EventMeta, Registry};
 use agentbus_nats::server::LocalServer;
 use agentbus_nats::{Bridge, DurableOptions, ExportOptions, NatsOptions, StartAt};
-use agentbus_store::{EventStore, RowEncoder, WriterOptions, percentile};
+use agentbus_store::{EventStore, RowEncoder, WriterOptions};
 use anyhow::Context;
+
+use crate::stats::{median, percentile};
 use futures::StreamExt;
 
 /// The header the raw baseline carries its send time in (µs since the epoch).
@@ -150,7 +152,7 @@ pub fn run_producer(args: ProducerArgs) -> anyhow::Result<ExitCode> {
                 if args.ids.is_some() {
                     ids.push(event.meta.event_id);
                 }
-                bus.send_async(event).await?;
+                bus.send(event).await?;
             }
             exporter.close(Duration::from_secs(120)).await?;
         }
@@ -170,10 +172,6 @@ fn now_us() -> i64 {
         .unwrap_or_default()
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    percentile(&mut values, 50.0).unwrap_or(f64::NAN)
-}
-
 /// Export: the bridge from `send` to the last ack, events/s.
 async fn export_rate(bridge: &Bridge, n: usize, rep: usize) -> anyhow::Result<f64> {
     let bus = EventManager::new();
@@ -182,7 +180,7 @@ async fn export_rate(bridge: &Bridge, n: usize, rep: usize) -> anyhow::Result<f6
     let events: Vec<_> = (0..n).map(|i| chunk(&session, i)).collect();
     let start = Instant::now();
     for event in events {
-        bus.send_async(event).await?;
+        bus.send(event).await?;
     }
     let stats = exporter.close(Duration::from_secs(120)).await?;
     let elapsed = start.elapsed();
@@ -367,7 +365,7 @@ async fn store_rates(
     let bus = EventManager::new();
     let exporter = bridge.export(&bus, ExportOptions::default())?;
     for event in &events {
-        bus.send_dyn_async(event.clone_box()).await?;
+        bus.send(event.clone_box()).await?;
     }
     exporter.close(Duration::from_secs(120)).await?;
 
@@ -388,7 +386,7 @@ async fn store_rates(
             !batch.is_empty(),
             "store writer: the stream ran dry at {written} of {n}"
         );
-        written += crate::cmd::store_writer::store_batch(&via_nats, &encoder, &batch).await?;
+        written += agentbus_nats::store::write_batch(&via_nats, &encoder, &batch).await?;
         for delivery in &batch {
             delivery.ack().await?;
         }
@@ -453,7 +451,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             store.push(s);
             direct.push(d);
         }
-        let p = |v: &mut Vec<f64>, q| percentile(v, q).unwrap_or(f64::NAN);
+        lat.sort_by(f64::total_cmp);
+        raw_lat.sort_by(f64::total_cmp);
+        let p = |v: &mut Vec<f64>, q: f64| percentile(v, q / 100.0);
         anyhow::Ok(serde_json::json!({
             "events": args.events,
             "reps": reps,

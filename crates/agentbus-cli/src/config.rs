@@ -16,7 +16,7 @@
 //! user cloned, so it is untrusted: it may set the harmless keys (`model`,
 //! `max-iterations`), but the keys that decide which secret is read or where data goes
 //! ([`Key::needs_trust`]: `provider`, `base-url`, `api-key-env`, `store`,
-//! `metrics-addr`, `otlp-endpoint`) are ignored and named in one warning on stderr —
+//! `metrics-addr`, `otlp-endpoint`, `nats`) are ignored and named in one warning on stderr —
 //! unless the user trusts the file with `agentbus config trust`, which records its
 //! canonical path and SHA-256 under `$AGENTBUS_HOME` ([`crate::trust`]); a file changed
 //! since is untrusted again. A file the user names (`--config`, `$AGENTBUS_CONFIG`) and
@@ -34,6 +34,7 @@
 //! max-iterations = 6          # AGENTBUS_MAX_ITERATIONS
 //! metrics-addr = "127.0.0.1:9464"        # AGENTBUS_METRICS_ADDR
 //! otlp-endpoint = "http://localhost:4318" # AGENTBUS_OTLP_ENDPOINT
+//! nats = "nats://127.0.0.1:4222"          # AGENTBUS_NATS
 //! ```
 
 use std::ffi::OsString;
@@ -52,7 +53,7 @@ $AGENTBUS_HOME/agentbus.toml (your own file).
 An agentbus.toml found in the working directory is UNTRUSTED (it came with the
 repository): it may set model and max-iterations, but the keys that choose which
 secret is read or where data is sent (provider, base-url, api-key-env, store,
-metrics-addr, otlp-endpoint) are ignored, with one warning naming them, until you
+metrics-addr, otlp-endpoint, nats) are ignored, with one warning naming them, until you
 trust it: `agentbus config trust` records its path and SHA-256 in
 $AGENTBUS_HOME/trusted-configs.json (a changed file must be trusted again;
 `agentbus config untrust` forgets it; `agentbus config show` lists every setting and
@@ -94,6 +95,8 @@ pub const KEYS: &[Key] = &[
     // Who may read the metrics, and where they are pushed.
     key("metrics-addr", "AGENTBUS_METRICS_ADDR", true),
     key("otlp-endpoint", "AGENTBUS_OTLP_ENDPOINT", true),
+    // The NATS server every event is published to (`--nats`).
+    key("nats", "AGENTBUS_NATS", true),
     // Timeouts and size limits of the HTTP providers: they bound waits and buffers and
     // send nothing anywhere.
     key("request-timeout", "AGENTBUS_REQUEST_TIMEOUT", false),

@@ -40,6 +40,8 @@ mod export;
 mod import;
 mod node;
 pub mod server;
+#[cfg(feature = "store")]
+pub mod store;
 mod stream;
 pub mod subject;
 

@@ -117,7 +117,7 @@ async fn write(args: Args) -> anyhow::Result<ExitCode> {
             continue;
         }
         last_event = Instant::now();
-        match store_batch(&store, &encoder, &batch).await {
+        match agentbus_nats::store::write_batch(&store, &encoder, &batch).await {
             Ok(written) => {
                 let events = batch.iter().filter(|d| d.event.is_ok()).count() as u64;
                 totals.written += written as u64;
@@ -151,24 +151,6 @@ async fn write(args: Args) -> anyhow::Result<ExitCode> {
         stats.malformed
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes the batch's events in one transaction, skipping event ids already stored;
-/// returns how many were new.
-pub(crate) async fn store_batch(
-    store: &Arc<EventStore>,
-    encoder: &RowEncoder,
-    batch: &[Delivery],
-) -> anyhow::Result<usize> {
-    let rows = batch
-        .iter()
-        .filter_map(|d| d.event.as_ref().ok())
-        .map(|event| encoder.encode(event.as_ref()))
-        .collect::<Result<Vec<_>, _>>()
-        .context("encoding an event for the store")?;
-    let store = store.clone();
-    let written = tokio::task::spawn_blocking(move || store.append_rows_new(&rows)).await??;
-    Ok(written)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
