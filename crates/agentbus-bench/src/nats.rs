@@ -414,7 +414,11 @@ async fn store_rates(
 
 /// Runs `agentbus bench nats`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let dir = tempfile_dir()?;
+    let scratch = tempfile::Builder::new()
+        .prefix("agentbus-bench-nats-")
+        .tempdir()
+        .context("creating a scratch directory")?;
+    let dir = scratch.path().to_path_buf();
     let _server;
     let url = match &args.nats {
         Some(url) => url.clone(),
@@ -466,7 +470,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "direct_append_events_per_s": median(direct),
         }))
     });
-    let _ = std::fs::remove_dir_all(&dir);
     let out = result?;
     let f = |k: &str| out[k].as_f64().unwrap_or(f64::NAN);
     let export_ratio = f("export_events_per_s") / f("raw_publish_events_per_s");
@@ -510,13 +513,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         store_ratio
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "agentbus-bench-nats-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
 }

@@ -3,8 +3,8 @@
 //! producers and the store writer in namespaces of their own. One node's link goes down in
 //! the middle of the run and comes back: the store holds exactly the events sent.
 //!
-//! Needs root (network namespaces) and `ip` (iproute2); skipped with a message where
-//! namespaces cannot be created.
+//! Needs root (network namespaces) and `ip` (iproute2); skipped with a note where
+//! namespaces cannot be created (a failure with `AGENTBUS_REQUIRE_SERVICES=1`, as in CI).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -155,13 +155,19 @@ fn nats_server() -> PathBuf {
 fn a_three_node_cluster_survives_a_link_going_down_mid_run() {
     const SERVERS: usize = 3;
     const N: usize = 10_000;
-    let Some(mut net) = Net::create(SERVERS + 3) else {
-        eprintln!(
-            "SKIPPED: cannot create network namespaces here (needs root and iproute2); \
-             the cluster test did not run"
-        );
-        return;
+    let net = Net::create(SERVERS + 3);
+    let probe = match &net {
+        Some(_) => Ok(()),
+        None => Err("`ip netns add` failed".to_owned()),
     };
+    if !agentbus_test_support::services::available(
+        "network namespaces",
+        probe,
+        "run as root with iproute2 installed",
+    ) {
+        return;
+    }
+    let Some(mut net) = net else { return };
     let dir = tempfile::tempdir().unwrap();
     let routes: Vec<String> = net.hosts[..SERVERS]
         .iter()

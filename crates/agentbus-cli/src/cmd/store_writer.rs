@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentbus_events::Registry;
-use agentbus_nats::{Delivery, DurableOptions};
+use agentbus_nats::DurableOptions;
 use agentbus_store::{EventStore, RowEncoder};
 use anyhow::Context;
 
