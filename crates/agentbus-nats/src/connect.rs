@@ -198,9 +198,23 @@ impl NatsOptions {
         if let Some((cert, key)) = &self.tls.client_cert {
             options = options.add_client_certificate(cert.clone(), key.clone());
         }
+        // Several servers (a cluster) are comma-separated; async-nats takes them as a list.
+        let servers = self
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<async_nats::ServerAddr>()
+                    .map_err(|e| connect_error(redact(&e.to_string())))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if servers.is_empty() {
+            return Err(NatsError::Config("no NATS server URL given".into()));
+        }
         options
-            .connect(self.url.as_str())
+            .connect(servers)
             .await
-            .map_err(|e| connect_error(e.to_string()))
+            .map_err(|e| connect_error(redact(&e.to_string())))
     }
 }
