@@ -386,7 +386,9 @@ async fn store_rates(
             !batch.is_empty(),
             "store writer: the stream ran dry at {written} of {n}"
         );
-        written += agentbus_nats::store::write_batch(&via_nats, &encoder, &batch).await?;
+        written += agentbus_nats::store::write_batch(&via_nats, &encoder, &batch)
+            .await?
+            .written;
         for delivery in &batch {
             delivery.ack().await?;
         }

@@ -78,8 +78,15 @@ pub struct ExportStats {
     pub rejected: u64,
     /// Publishes sent again after a failure (broker away, timeout).
     pub republished: u64,
-    /// Times the broker stopped acknowledging (each logged once).
+    /// Times the broker stopped acknowledging (each logged when it starts, every 30 s
+    /// while it lasts, and when it ends).
     pub outages: u64,
+    /// Events the bus dropped from the exporter's full queue (`Overflow::DropOldest`; the
+    /// bus also logs it and sends a `bus.subscriber_lagged` event).
+    pub dropped: u64,
+    /// Events taken from the bus that never reached the publisher (the exporter was
+    /// stopped, or closed before they were acknowledged); each logged.
+    pub lost: u64,
 }
 
 #[derive(Debug, Default)]
@@ -91,12 +98,15 @@ struct Counters {
     rejected: AtomicU64,
     republished: AtomicU64,
     outages: AtomicU64,
+    lost: AtomicU64,
     progress: Notify,
 }
 
 impl Counters {
-    fn snapshot(&self) -> ExportStats {
+    fn snapshot(&self, dropped: u64) -> ExportStats {
         ExportStats {
+            dropped,
+            lost: self.lost.load(Relaxed),
             accepted: self.accepted.load(Relaxed),
             acked: self.acked.load(Relaxed),
             duplicates: self.duplicates.load(Relaxed),
@@ -108,9 +118,17 @@ impl Counters {
     }
 
     fn done(&self) -> u64 {
-        self.acked.load(Relaxed) + self.rejected.load(Relaxed)
+        self.acked.load(Relaxed) + self.rejected.load(Relaxed) + self.lost.load(Relaxed)
     }
 }
+
+/// The first wait before re-publishing after a failure; doubled per failure up to
+/// [`RETRY_MAX`], back to this after an acknowledgement.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+/// The longest wait between re-publishing attempts.
+const RETRY_MAX: Duration = Duration::from_secs(2);
+/// How often a lasting outage is logged again.
+const WARN_EVERY: Duration = Duration::from_secs(30);
 
 /// One event ready to publish.
 struct Outgoing {
@@ -177,10 +195,13 @@ impl Exporter {
         if options.max_in_flight == 0 {
             return Err(NatsError::Config("max_in_flight must be at least 1".into()));
         }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            NatsError::Config("an exporter starts inside a tokio runtime".into())
+        })?;
         let counters = Arc::new(Counters::default());
         // Small: the subscription's queue is the buffer; this only decouples the handler.
         let (tx, rx) = mpsc::channel::<Outgoing>(64);
-        let task = tokio::spawn(publish_loop(
+        let task = runtime.spawn(publish_loop(
             js,
             node.clone(),
             rx,
@@ -225,6 +246,8 @@ impl Exporter {
                         payload: Bytes::from(body),
                     };
                     if tx.send(outgoing).await.is_err() {
+                        counters.lost.fetch_add(1, Relaxed);
+                        counters.progress.notify_waiters();
                         tracing::error!("NATS exporter stopped; event not exported");
                     }
                 }
@@ -240,7 +263,19 @@ impl Exporter {
 
     /// The counters so far.
     pub fn stats(&self) -> ExportStats {
-        self.counters.snapshot()
+        let dropped = self.subscription.as_ref().map_or(0, |s| s.stats().dropped);
+        self.counters.snapshot(dropped)
+    }
+
+    /// Events sent on the bus that the exporter has not finished with: still in its
+    /// subscription's queue, or taken and not yet acknowledged (nor refused, nor lost).
+    fn pending(&self) -> u64 {
+        let queued = self
+            .subscription
+            .as_ref()
+            .map_or(0, |s| s.stats().queue_depth as u64);
+        let accepted = self.counters.accepted.load(Relaxed);
+        queued + accepted.saturating_sub(self.counters.done())
     }
 
     /// Waits until every event sent on the bus before the call is acknowledged by
@@ -251,16 +286,15 @@ impl Exporter {
         let _ = bus::idle(&self.bus, timeout).await;
         loop {
             let progress = self.counters.progress.notified();
-            let accepted = self.counters.accepted.load(Relaxed);
-            let done = self.counters.done();
-            if done >= accepted {
+            let pending = self.pending();
+            if pending == 0 {
                 return Ok(self.stats());
             }
             let left = timeout.saturating_sub(start.elapsed());
             if left.is_zero() {
                 return Err(NatsError::FlushTimeout {
                     waited: timeout,
-                    pending: accepted - done,
+                    pending,
                 });
             }
             let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), progress).await;
@@ -321,6 +355,8 @@ async fn publish_loop(
     let mut window: VecDeque<(Outgoing, AckFuture)> = VecDeque::with_capacity(max_in_flight);
     let mut open = true;
     let mut failing_since: Option<Instant> = None;
+    let mut last_warning = Instant::now();
+    let mut backoff = RETRY_MIN;
     loop {
         let room = open && window.len() < max_in_flight;
         if !room && window.is_empty() {
@@ -357,6 +393,7 @@ async fn publish_loop(
                 }
                 counters.acked.fetch_add(1, Relaxed);
                 counters.progress.notify_waiters();
+                backoff = RETRY_MIN;
                 if let Some(since) = failing_since.take() {
                     tracing::warn!(
                         after = ?since.elapsed(),
@@ -372,16 +409,36 @@ async fn publish_loop(
                 counters.progress.notify_waiters();
             }
             Step::Ack(Err(PublishFailure::Transient(error))) => {
-                if failing_since.is_none() {
-                    failing_since = Some(Instant::now());
-                    counters.outages.fetch_add(1, Relaxed);
-                    tracing::warn!(
-                        %error,
-                        waiting = window.len(),
-                        "NATS JetStream is not acknowledging; export buffers and retries"
-                    );
+                match failing_since {
+                    None => {
+                        failing_since = Some(Instant::now());
+                        last_warning = Instant::now();
+                        counters.outages.fetch_add(1, Relaxed);
+                        tracing::warn!(
+                            %error,
+                            waiting = window.len(),
+                            "NATS JetStream is not acknowledging; export buffers and retries"
+                        );
+                    }
+                    Some(since) if last_warning.elapsed() >= WARN_EVERY => {
+                        last_warning = Instant::now();
+                        tracing::warn!(
+                            %error,
+                            for_ = ?since.elapsed(),
+                            waiting = window.len(),
+                            "NATS JetStream is still not acknowledging; export buffers and retries"
+                        );
+                    }
+                    Some(_) => {}
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RETRY_MAX);
+                // Re-publishing while disconnected would only fill the client's write
+                // buffer with copies that all go out on reconnect: wait for the connection.
+                while js.client().connection_state() != async_nats::connection::State::Connected {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                }
                 // Everything after the failed one may have failed too: send the whole
                 // window again, in order. The server drops message ids it already stored.
                 for (out, ack) in window.iter_mut() {

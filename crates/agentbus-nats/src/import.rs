@@ -225,18 +225,32 @@ impl Delivery {
         } else {
             AckKind::Term
         };
-        self.message
-            .ack_with(kind)
-            .await
-            .map_err(|e| NatsError::jetstream("acknowledging", e))
+        bounded("acknowledging", self.message.ack_with(kind)).await
     }
 
     /// Tells the server to deliver it again (the work failed).
     pub async fn nak(&self) -> Result<(), NatsError> {
-        self.message
-            .ack_with(AckKind::Nak(None))
-            .await
-            .map_err(|e| NatsError::jetstream("negative acknowledging", e))
+        bounded("negative acknowledging", self.message.ack_with(AckKind::Nak(None))).await
+    }
+}
+
+/// How long an acknowledgement may take to be written to the connection.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long reading a stream back (`read_all`) waits for the next message before it
+/// stops with what it has (messages may expire or be purged while it reads).
+const READ_WAIT: Duration = Duration::from_secs(5);
+
+async fn bounded<E: std::fmt::Display>(
+    operation: &'static str,
+    work: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), NatsError> {
+    match tokio::time::timeout(ACK_TIMEOUT, work).await {
+        Ok(result) => result.map_err(|e| NatsError::jetstream(operation, e)),
+        Err(_) => Err(NatsError::jetstream(
+            operation,
+            format!("no answer within {ACK_TIMEOUT:?}"),
+        )),
     }
 }
 
@@ -328,10 +342,19 @@ impl DurableConsumer {
             .await
             .map_err(|e| NatsError::jetstream("fetching", e))?;
         let mut out = Vec::with_capacity(max.min(1024));
-        let foreign = Node::named("");
+        let foreign = Node::none();
         let node = self.node.as_ref().unwrap_or(&foreign);
         while let Some(message) = batch.next().await {
-            let message = message.map_err(|e| NatsError::jetstream("fetching", e))?;
+            let message = match message {
+                Ok(message) => message,
+                // What was fetched is kept (it would otherwise come back only after
+                // `ack_wait`); the error shows again on the next fetch if it lasts.
+                Err(error) if !out.is_empty() => {
+                    tracing::warn!(%error, fetched = out.len(), "fetching from NATS failed mid-batch; returning what arrived");
+                    break;
+                }
+                Err(error) => return Err(NatsError::jetstream("fetching", error)),
+            };
             let stream_sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
             let event = decode(&self.registry, node, &message);
             self.counters.count(&event, message.subject.as_str());
@@ -380,8 +403,16 @@ pub(crate) async fn read_all(
         .messages()
         .await
         .map_err(|e| NatsError::jetstream("starting an ordered consumer", e))?;
-    let nobody = Node::named("");
-    while let Some(message) = messages.next().await {
+    let nobody = Node::none();
+    loop {
+        let Ok(next) = tokio::time::timeout(READ_WAIT, messages.next()).await else {
+            tracing::warn!(
+                read = events.len(),
+                "reading the stream: no message for {READ_WAIT:?} (expired or purged?); stopping"
+            );
+            break;
+        };
+        let Some(message) = next else { break };
         let message = message.map_err(|e| NatsError::jetstream("reading the stream", e))?;
         let left = message.info().map(|i| i.pending).unwrap_or(0);
         let outcome = decode(registry, &nobody, &message);

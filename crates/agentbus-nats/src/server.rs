@@ -28,13 +28,23 @@ pub fn free_port() -> std::io::Result<u16> {
 }
 
 /// A `nats-server` child process. Killed when dropped.
-#[derive(Debug)]
 pub struct LocalServer {
     binary: PathBuf,
     port: u16,
     store_dir: PathBuf,
     extra: Vec<String>,
     child: Option<Child>,
+}
+
+impl std::fmt::Debug for LocalServer {
+    /// The arguments are left out: they may hold a credential (`--auth TOKEN`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalServer")
+            .field("binary", &self.binary)
+            .field("port", &self.port)
+            .field("store_dir", &self.store_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LocalServer {

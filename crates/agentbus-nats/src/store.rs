@@ -9,9 +9,22 @@ use agentbus_store::{EventStore, RowEncoder, StoreError};
 
 use crate::Delivery;
 
-/// Writes the events of `batch` (skipped messages left out) in one transaction and
-/// returns how many were new. Acknowledge the batch only after this returns `Ok`; on an
-/// error nothing was written and the batch should be delivered again (`nak`).
+/// What [`write_batch`] did with a batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchWritten {
+    /// Events the store did not hold yet, now written.
+    pub written: usize,
+    /// Events the store held already (a redelivery), left out.
+    pub already_stored: usize,
+    /// Events that could not be encoded for the store (each logged), left out: written
+    /// again they would fail again.
+    pub unencodable: usize,
+}
+
+/// Writes the events of `batch` (skipped messages left out) in one transaction.
+/// Acknowledge the batch only after this returns `Ok`; on an error nothing was written and
+/// the batch should be delivered again (`nak`).
 ///
 /// The append runs on a blocking thread (SQLite and the PostgreSQL client block).
 ///
@@ -27,7 +40,8 @@ use crate::Delivery;
 ///     .durable(agentbus_events::Registry::catalogue(), DurableOptions::new("my-writer"))
 ///     .await?;
 /// let batch = consumer.next_batch(1000, Duration::from_millis(500)).await?;
-/// write_batch(&store, &RowEncoder::default(), &batch).await?;
+/// let done = write_batch(&store, &RowEncoder::default(), &batch).await?;
+/// println!("{} new, {} already stored", done.written, done.already_stored);
 /// for delivery in &batch {
 ///     delivery.ack().await?;
 /// }
@@ -37,17 +51,30 @@ pub async fn write_batch(
     store: &Arc<EventStore>,
     encoder: &RowEncoder,
     batch: &[Delivery],
-) -> Result<usize, StoreError> {
-    let rows = batch
-        .iter()
-        .filter_map(|d| d.event.as_ref().ok())
-        .map(|event| encoder.encode(event.as_ref()))
-        .collect::<Result<Vec<_>, _>>()?;
+) -> Result<BatchWritten, StoreError> {
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut unencodable = 0;
+    for delivery in batch {
+        let Ok(event) = &delivery.event else { continue };
+        match encoder.encode(event.as_ref()) {
+            Ok(row) => rows.push(row),
+            Err(error) => {
+                unencodable += 1;
+                tracing::error!(%error, stream_sequence = delivery.stream_sequence, "an event cannot be encoded for the store; left out");
+            }
+        }
+    }
+    let encoded = rows.len();
     let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || store.append_rows_new(&rows))
+    let written = tokio::task::spawn_blocking(move || store.append_rows_new(&rows))
         .await
         .map_err(|join| StoreError::Io {
             context: "appending a batch on a blocking thread",
             source: std::io::Error::other(join.to_string()),
-        })?
+        })??;
+    Ok(BatchWritten {
+        written,
+        already_stored: encoded - written,
+        unencodable,
+    })
 }

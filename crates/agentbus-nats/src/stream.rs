@@ -117,11 +117,27 @@ impl StreamSettings {
                         if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
                 ) =>
             {
-                let mut created = js
-                    .create_stream(self.config())
-                    .await
-                    .map_err(|e| NatsError::jetstream("creating the stream", e))?;
-                tracing::info!(stream = %self.name, "created the JetStream stream");
+                let mut created = match js.create_stream(self.config()).await {
+                    Ok(created) => {
+                        tracing::info!(stream = %self.name, "created the JetStream stream");
+                        created
+                    }
+                    // Another process created it meanwhile: check its settings instead.
+                    Err(_) if js.get_stream(&self.name).await.is_ok() => {
+                        let mut existing = js
+                            .get_stream(&self.name)
+                            .await
+                            .map_err(|e| NatsError::jetstream("opening the stream", e))?;
+                        let info = existing
+                            .info()
+                            .await
+                            .map_err(|e| NatsError::jetstream("reading the stream's info", e))?
+                            .clone();
+                        self.check(&info.config)?;
+                        return Ok(info);
+                    }
+                    Err(e) => return Err(NatsError::jetstream("creating the stream", e)),
+                };
                 Ok(created
                     .info()
                     .await
@@ -155,6 +171,15 @@ impl StreamSettings {
                 "retention is {:?}, not limits (events would be removed once one consumer took them)",
                 found.retention
             )));
+        }
+        if found.no_ack {
+            return Err(problem(
+                "no_ack is set (publishes are never acknowledged, so nothing is known stored)"
+                    .into(),
+            ));
+        }
+        if found.sealed {
+            return Err(problem("the stream is sealed (it takes no new messages)".into()));
         }
         if found.duplicate_window.is_zero() {
             return Err(problem(

@@ -110,7 +110,7 @@ async fn two_bridged_buses_do_not_echo() {
     let b = Bridge::connect_with(
         &options(&nats.server.url()),
         &StreamSettings::default(),
-        Node::named("node-b"),
+        Node::named("node-b").unwrap(),
     )
     .await
     .unwrap();

@@ -17,7 +17,7 @@ const FLUSH: Duration = Duration::from_secs(30);
 pub struct NatsArgs {
     /// The NATS server (JetStream enabled): `nats://HOST:4222`, `tls://…`; several
     /// comma-separated for a cluster.
-    #[arg(long, value_name = "URL", env = "AGENTBUS_NATS")]
+    #[arg(long, value_name = "URL", env = "AGENTBUS_NATS", hide_env_values = true)]
     pub nats: Option<String>,
     /// Environment variable holding a NATS token.
     #[arg(long, value_name = "VAR")]
@@ -119,15 +119,24 @@ impl NatsExport {
             .close(FLUSH)
             .await
             .with_context(|| format!("exporting to NATS at {}", self.url))?;
+        let mut problems = Vec::new();
+        if stats.rejected > 0 {
+            problems.push(format!("{} refused by the server", stats.rejected));
+        }
+        if stats.dropped > 0 {
+            problems.push(format!("{} dropped from a full queue", stats.dropped));
+        }
+        if stats.lost > 0 {
+            problems.push(format!("{} lost", stats.lost));
+        }
+        let problems = if problems.is_empty() {
+            String::new()
+        } else {
+            format!(" ({}; see the log)", problems.join(", "))
+        };
         eprintln!(
-            "nats: {} events exported to {}{}",
-            stats.acked,
-            self.url,
-            if stats.rejected > 0 {
-                format!(" ({} refused by the server, see the log)", stats.rejected)
-            } else {
-                String::new()
-            }
+            "nats: {} events exported to {}{problems}",
+            stats.acked, self.url
         );
         Ok(())
     }

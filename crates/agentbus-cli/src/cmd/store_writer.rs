@@ -26,7 +26,7 @@ pub struct Args {
     #[command(flatten)]
     pub nats: NatsArgs,
     /// The event store: `sqlite://PATH` or `postgres://…`.
-    #[arg(long, value_name = "URL", env = "AGENTBUS_STORE", default_value = agentbus_store::DEFAULT_STORE_URL)]
+    #[arg(long, value_name = "URL", env = "AGENTBUS_STORE", hide_env_values = true, default_value = agentbus_store::DEFAULT_STORE_URL)]
     pub store: String,
     /// The durable consumer's name; writers with the same name share the work.
     #[arg(long, default_value = "agentbus-store")]
@@ -34,18 +34,18 @@ pub struct Args {
     /// Events per transaction at most.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
-    /// Seconds a delivered batch may stay unacknowledged before JetStream delivers it
+    /// How long a delivered batch may stay unacknowledged before JetStream delivers it
     /// again (to this or another writer).
-    #[arg(long, default_value_t = 10.0)]
-    pub ack_wait: f64,
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::provider::parse_duration)]
+    pub ack_wait: Duration,
     /// Events delivered and not yet acknowledged, over all writers (default: one batch,
     /// which keeps each session in stream order in the store; raise it to let several
     /// writers work at once).
     #[arg(long)]
     pub max_ack_pending: Option<i64>,
-    /// Exit after this many seconds without an event (default: run until stopped).
-    #[arg(long, value_name = "SECONDS")]
-    pub exit_when_idle: Option<f64>,
+    /// Exit after this long without an event (`30s`, `2m`; default: run until stopped).
+    #[arg(long, value_name = "DURATION", value_parser = super::provider::parse_duration)]
+    pub exit_when_idle: Option<Duration>,
 }
 
 /// Runs `agentbus store-writer`.
@@ -68,6 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 struct Totals {
     written: u64,
     redelivered: u64,
+    unencodable: u64,
     skipped: u64,
 }
 
@@ -75,12 +76,12 @@ async fn write(args: Args) -> anyhow::Result<ExitCode> {
     let store_url = args.store.clone();
     let store = tokio::task::spawn_blocking(move || EventStore::open(&store_url))
         .await?
-        .with_context(|| format!("opening the store {}", args.store))?;
+        .with_context(|| format!("opening the store {}", agentbus_store::mask_url(&args.store)))?;
     let store = Arc::new(store);
     let location = store.location().to_string();
     let bridge = args.nats.connect().await?.context("--nats is required")?;
     let mut options = DurableOptions::new(&args.consumer);
-    options.ack_wait = Duration::from_secs_f64(args.ack_wait.max(0.1));
+    options.ack_wait = args.ack_wait;
     options.max_ack_pending = args.max_ack_pending.unwrap_or(args.batch as i64);
     let consumer = bridge.durable(Registry::catalogue(), options).await?;
     eprintln!("store-writer: consumer `{}` → {location}", args.consumer);
@@ -90,7 +91,7 @@ async fn write(args: Args) -> anyhow::Result<ExitCode> {
     let encoder = RowEncoder::default();
     let mut totals = Totals::default();
     let mut last_event = Instant::now();
-    let idle_limit = args.exit_when_idle.map(Duration::from_secs_f64);
+    let idle_limit = args.exit_when_idle;
     let mut failures = 0u32;
     loop {
         let batch = tokio::select! {
@@ -118,10 +119,11 @@ async fn write(args: Args) -> anyhow::Result<ExitCode> {
         }
         last_event = Instant::now();
         match agentbus_nats::store::write_batch(&store, &encoder, &batch).await {
-            Ok(written) => {
+            Ok(done) => {
                 let events = batch.iter().filter(|d| d.event.is_ok()).count() as u64;
-                totals.written += written as u64;
-                totals.redelivered += events - written as u64;
+                totals.written += done.written as u64;
+                totals.redelivered += done.already_stored as u64;
+                totals.unencodable += done.unencodable as u64;
                 totals.skipped += batch.len() as u64 - events;
                 // Committed: now, and only now, acknowledge.
                 for delivery in &batch {
@@ -139,12 +141,13 @@ async fn write(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let _ = bridge.client().flush().await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), bridge.client().flush()).await;
     let stats = consumer.stats();
     eprintln!(
-        "store-writer: {} events written to {location}, {} already stored (redelivered), {} skipped (unknown type {}, newer schema {}, malformed {})",
+        "store-writer: {} events written to {location}, {} already stored (redelivered), {} not encodable, {} skipped (unknown type {}, newer schema {}, malformed {})",
         totals.written,
         totals.redelivered,
+        totals.unencodable,
         totals.skipped,
         stats.unknown_type,
         stats.newer_schema,
