@@ -195,16 +195,16 @@ fn two_producers_one_store_writer_and_a_tail() {
     assert_eq!(replayed, sent["session-a"]);
 }
 
-/// SIGKILL the store writer in the middle of a run and start it again: the store holds
-/// exactly the events sent. Three times, killed at different points.
+/// SIGKILL the store writer in the middle of a 100,000-event run and start it again: the
+/// store holds exactly the events sent. Three times, killed at different points.
 #[test]
 fn killing_the_store_writer_mid_run_loses_and_duplicates_nothing() {
-    for (round, kill_after) in [(0, 3_000u64), (1, 10_000), (2, 17_000)] {
+    for (round, kill_after) in [(0, 10_000u64), (1, 50_000), (2, 85_000)] {
         let dir = tempfile::tempdir().unwrap();
         let nats = server(dir.path());
         let url = nats.url();
         let store = format!("sqlite://{}", dir.path().join("store.db").display());
-        const N: usize = 20_000;
+        const N: usize = 100_000;
         let ids = dir.path().join("ids");
         let mut writer = store_writer(&url, &store);
         let p = producer(&url, "chaos", N, &ids);

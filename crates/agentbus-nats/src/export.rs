@@ -195,9 +195,8 @@ impl Exporter {
         if options.max_in_flight == 0 {
             return Err(NatsError::Config("max_in_flight must be at least 1".into()));
         }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            NatsError::Config("an exporter starts inside a tokio runtime".into())
-        })?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| NatsError::Config("an exporter starts inside a tokio runtime".into()))?;
         let counters = Arc::new(Counters::default());
         // Small: the subscription's queue is the buffer; this only decouples the handler.
         let (tx, rx) = mpsc::channel::<Outgoing>(64);

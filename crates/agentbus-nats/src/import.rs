@@ -230,7 +230,11 @@ impl Delivery {
 
     /// Tells the server to deliver it again (the work failed).
     pub async fn nak(&self) -> Result<(), NatsError> {
-        bounded("negative acknowledging", self.message.ack_with(AckKind::Nak(None))).await
+        bounded(
+            "negative acknowledging",
+            self.message.ack_with(AckKind::Nak(None)),
+        )
+        .await
     }
 }
 

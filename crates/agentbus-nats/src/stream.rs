@@ -179,7 +179,9 @@ impl StreamSettings {
             ));
         }
         if found.sealed {
-            return Err(problem("the stream is sealed (it takes no new messages)".into()));
+            return Err(problem(
+                "the stream is sealed (it takes no new messages)".into(),
+            ));
         }
         if found.duplicate_window.is_zero() {
             return Err(problem(

@@ -17,7 +17,12 @@ const FLUSH: Duration = Duration::from_secs(30);
 pub struct NatsArgs {
     /// The NATS server (JetStream enabled): `nats://HOST:4222`, `tls://…`; several
     /// comma-separated for a cluster.
-    #[arg(long, value_name = "URL", env = "AGENTBUS_NATS", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "AGENTBUS_NATS",
+        hide_env_values = true
+    )]
     pub nats: Option<String>,
     /// Environment variable holding a NATS token.
     #[arg(long, value_name = "VAR")]

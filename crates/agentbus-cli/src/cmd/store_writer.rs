@@ -76,7 +76,12 @@ async fn write(args: Args) -> anyhow::Result<ExitCode> {
     let store_url = args.store.clone();
     let store = tokio::task::spawn_blocking(move || EventStore::open(&store_url))
         .await?
-        .with_context(|| format!("opening the store {}", agentbus_store::mask_url(&args.store)))?;
+        .with_context(|| {
+            format!(
+                "opening the store {}",
+                agentbus_store::mask_url(&args.store)
+            )
+        })?;
     let store = Arc::new(store);
     let location = store.location().to_string();
     let bridge = args.nats.connect().await?.context("--nats is required")?;
