@@ -224,3 +224,75 @@ fn killing_the_store_writer_mid_run_loses_and_duplicates_nothing() {
         eprintln!("round {round} ok");
     }
 }
+
+/// Event ids by session (`-` for none) of wire JSON lines, in order.
+fn ids_by_session(jsonl: &[u8]) -> HashMap<String, Vec<String>> {
+    let mut by_session: HashMap<String, Vec<String>> = HashMap::new();
+    for line in String::from_utf8_lossy(jsonl).lines() {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let session = event["session_id"].as_str().unwrap_or("-").to_owned();
+        let id = event["event_id"].as_str().unwrap().to_owned();
+        by_session.entry(session).or_default().push(id);
+    }
+    by_session
+}
+
+/// The end-to-end check: two `agentbus run --nats` processes (agents on the
+/// embedded model) and one store writer on one server leave both sessions complete in one
+/// store, and `tail` shows both.
+#[test]
+fn two_agent_runs_a_store_writer_and_a_tail_share_one_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = server(dir.path());
+    let url = nats.url();
+    let store = format!("sqlite://{}", dir.path().join("store.db").display());
+    let tail = agentbus()
+        .args(["tail", "--nats", &url, "--all", "--events", "jsonl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let writer = store_writer(&url, &store);
+    let run = |question: &str| {
+        agentbus()
+            .args(["run", "--nats", &url, "--no-store", "--events", "jsonl"])
+            .arg(question)
+            .env_remove("AGENTBUS_PROVIDER")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (run("What is 17 * 23?"), run("What is 12 + 30?"));
+    let (a, b) = (finished(a), finished(b));
+    let mut sent = ids_by_session(&a.stdout);
+    let from_b = ids_by_session(&b.stdout);
+    assert_eq!(sent.len(), 1, "one session per run: {:?}", sent.keys());
+    assert_eq!(from_b.len(), 1, "one session per run: {:?}", from_b.keys());
+    sent.extend(from_b);
+    assert_eq!(sent.len(), 2, "two sessions");
+    for stderr in [&a.stderr, &b.stderr] {
+        let stderr = String::from_utf8_lossy(stderr);
+        assert!(stderr.contains("events exported to"), "{stderr}");
+    }
+
+    let total: usize = sent.values().map(Vec::len).sum();
+    let stored = wait_for_count(&store, total as u64, Duration::from_secs(60));
+    assert_exact(&stored, &sent);
+    let _ = Command::new("kill").arg(writer.id().to_string()).status();
+    finished(writer);
+
+    // The tail has seen everything once the store has; stop it as Ctrl-C would.
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = Command::new("kill")
+        .args(["-INT", &tail.id().to_string()])
+        .status();
+    let tail = finished(tail);
+    assert_eq!(
+        ids_by_session(&tail.stdout),
+        sent,
+        "tail shows both runs, in order"
+    );
+}

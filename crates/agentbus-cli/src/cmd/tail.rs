@@ -82,10 +82,12 @@ async fn tail(args: Args) -> anyhow::Result<ExitCode> {
                     event.to_wire_string().map_err(|e| e.to_string())
                 } else {
                     let meta = event.meta();
+                    // The session id comes from another process: no terminal control.
+                    let session = meta.session_id.as_deref().unwrap_or("-");
                     Ok(format!(
                         "{} {:<36} {}",
                         meta.timestamp.format("%H:%M:%S%.3f"),
-                        meta.session_id.as_deref().unwrap_or("-"),
+                        crate::terminal::sanitize(session),
                         event.event_type()
                     ))
                 };
