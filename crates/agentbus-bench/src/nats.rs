@@ -4,7 +4,7 @@
 //! - **export**: events/s from `send` on a bus to every JetStream ack (the exporter:
 //!   encode, subject, `Nats-Msg-Id`, 256 acks in flight) vs raw JetStream publishes of the
 //!   same bytes with the same header and window. Target ≥ 70 %.
-//! - **latency**: `send` in one process (a child `agentbus bench nats-producer`) to the
+//! - **latency**: `send` in one process (a child `agentbus-bench nats-producer`) to the
 //!   handler in this one, at `--rate` events/s, p50/p99, vs a raw publish in the child and
 //!   a raw ordered consumer here. Target: p50 added ≤ 20 %.
 //! - **store writer**: events/s from the stream into SQLite (durable consumer, batch
@@ -122,7 +122,7 @@ pub fn run_producer(args: ProducerArgs) -> anyhow::Result<ExitCode> {
                 Some(&args.session),
                 <LLMResponseChunkEvent as agentbus_events::Event>::TYPE,
             );
-            let mut window = VecDeque::new();
+            let mut window = RawWindow::default();
             for i in 0..args.count {
                 pace(start, i, args.rate).await;
                 let event = chunk(&args.session, i);
@@ -130,19 +130,9 @@ pub fn run_producer(args: ProducerArgs) -> anyhow::Result<ExitCode> {
                 headers.insert("Nats-Msg-Id", event.meta.event_id.to_string().as_str());
                 headers.insert(SENT_HEADER, now_us().to_string().as_str());
                 let body = agentbus_events::wire::to_string(&event)?;
-                window.push_back(
-                    js.publish_with_headers(subject.clone(), headers, body.into())
-                        .await?,
-                );
-                if window.len() >= WINDOW
-                    && let Some(ack) = window.pop_front()
-                {
-                    ack.await?;
-                }
+                window.publish(&js, &subject, headers, body.into()).await?;
             }
-            for ack in window {
-                ack.await?;
-            }
+            window.drain().await?;
         } else {
             let bus = EventManager::new();
             let exporter = bridge.export(&bus, ExportOptions::default())?;
@@ -208,24 +198,49 @@ async fn raw_publish_rate(bridge: &Bridge, n: usize, rep: usize) -> anyhow::Resu
         })
         .collect();
     let start = Instant::now();
-    let mut window = VecDeque::with_capacity(WINDOW);
+    let mut window = RawWindow::default();
     for (id, body) in messages {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", id.as_str());
-        window.push_back(
-            js.publish_with_headers(subject.clone(), headers, body)
+        window.publish(js, &subject, headers, body).await?;
+    }
+    window.drain().await?;
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The raw baseline's pipelining: up to [`WINDOW`] JetStream publishes awaiting their
+/// acknowledgement, the oldest awaited first (as the exporter does).
+#[derive(Default)]
+struct RawWindow {
+    acks: VecDeque<async_nats::jetstream::context::PublishAckFuture>,
+}
+
+impl RawWindow {
+    async fn publish(
+        &mut self,
+        js: &async_nats::jetstream::Context,
+        subject: &str,
+        headers: async_nats::HeaderMap,
+        body: bytes::Bytes,
+    ) -> anyhow::Result<()> {
+        self.acks.push_back(
+            js.publish_with_headers(subject.to_owned(), headers, body)
                 .await?,
         );
-        if window.len() >= WINDOW
-            && let Some(ack) = window.pop_front()
+        if self.acks.len() >= WINDOW
+            && let Some(ack) = self.acks.pop_front()
         {
             ack.await?;
         }
+        Ok(())
     }
-    for ack in window {
-        ack.await?;
+
+    async fn drain(self) -> anyhow::Result<()> {
+        for ack in self.acks {
+            ack.await?;
+        }
+        Ok(())
     }
-    Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
 fn spawn_producer(
@@ -235,11 +250,10 @@ fn spawn_producer(
     session: &str,
     raw: bool,
 ) -> anyhow::Result<std::process::Child> {
-    let exe = std::env::current_exe().context("finding the agentbus binary")?;
+    let exe = std::env::current_exe().context("finding the agentbus-bench binary")?;
     let mut command = Command::new(exe);
     command
         .args([
-            "bench",
             "nats-producer",
             "--nats",
             url,

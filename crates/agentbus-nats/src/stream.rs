@@ -101,15 +101,7 @@ impl StreamSettings {
     ) -> Result<stream::Info, NatsError> {
         check_jetstream(js, server).await?;
         match js.get_stream(&self.name).await {
-            Ok(mut existing) => {
-                let info = existing
-                    .info()
-                    .await
-                    .map_err(|e| NatsError::jetstream("reading the stream's info", e))?
-                    .clone();
-                self.check(&info.config)?;
-                Ok(info)
-            }
+            Ok(existing) => self.checked(existing).await,
             Err(error)
                 if matches!(
                     error.kind(),
@@ -117,35 +109,33 @@ impl StreamSettings {
                         if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
                 ) =>
             {
-                let mut created = match js.create_stream(self.config()).await {
+                let stream = match js.create_stream(self.config()).await {
                     Ok(created) => {
                         tracing::info!(stream = %self.name, "created the JetStream stream");
                         created
                     }
-                    // Another process created it meanwhile: check its settings instead.
-                    Err(_) if js.get_stream(&self.name).await.is_ok() => {
-                        let mut existing = js
-                            .get_stream(&self.name)
-                            .await
-                            .map_err(|e| NatsError::jetstream("opening the stream", e))?;
-                        let info = existing
-                            .info()
-                            .await
-                            .map_err(|e| NatsError::jetstream("reading the stream's info", e))?
-                            .clone();
-                        self.check(&info.config)?;
-                        return Ok(info);
-                    }
-                    Err(e) => return Err(NatsError::jetstream("creating the stream", e)),
+                    // Another process may have created it meanwhile: then its settings
+                    // are checked like any existing stream's.
+                    Err(error) => js
+                        .get_stream(&self.name)
+                        .await
+                        .map_err(|_| NatsError::jetstream("creating the stream", error))?,
                 };
-                Ok(created
-                    .info()
-                    .await
-                    .map_err(|e| NatsError::jetstream("reading the stream's info", e))?
-                    .clone())
+                self.checked(stream).await
             }
             Err(error) => Err(NatsError::jetstream("looking up the stream", error)),
         }
+    }
+
+    /// The info of an existing stream, once its settings are checked.
+    async fn checked(&self, mut existing: stream::Stream) -> Result<stream::Info, NatsError> {
+        let info = existing
+            .info()
+            .await
+            .map_err(|e| NatsError::jetstream("reading the stream's info", e))?
+            .clone();
+        self.check(&info.config)?;
+        Ok(info)
     }
 
     pub(crate) fn check(&self, found: &stream::Config) -> Result<(), NatsError> {
