@@ -22,7 +22,7 @@ use agentbus_events::llm::LLMResponseChunkEvent;
 use agentbus_events::{DynEvent, EventMeta, Registry};
 use agentbus_nats::server::LocalServer;
 use agentbus_nats::{Bridge, DurableOptions, ExportOptions, NatsOptions, StartAt};
-use agentbus_store::{EventStore, RowEncoder, WriterOptions};
+use agentbus_store::{EventStore, WriterOptions};
 use anyhow::Context;
 
 use crate::stats::{median, percentile};
@@ -253,13 +253,7 @@ fn spawn_producer(
     let exe = std::env::current_exe().context("finding the agentbus-bench binary")?;
     let mut command = Command::new(exe);
     command
-        .args([
-            "nats-producer",
-            "--nats",
-            url,
-            "--session",
-            session,
-        ])
+        .args(["nats-producer", "--nats", url, "--session", session])
         .args(["--count", &count.to_string(), "--rate", &rate.to_string()])
         .args(["--delay-ms", "300"])
         .stdin(Stdio::null())
@@ -389,24 +383,20 @@ async fn store_rates(
     ))?);
     let mut options = DurableOptions::new(format!("bench-store-{rep}"));
     options.filter_subject = agentbus_nats::subject::filter_subject(Some(&session), None);
+    // As `agentbus store-writer` sets it: one batch (order through crashes).
     options.max_ack_pending = 1000;
-    let consumer = bridge.durable(Registry::catalogue(), options).await?;
-    let encoder = RowEncoder::default();
+    let consumer = std::sync::Arc::new(bridge.durable(Registry::catalogue(), options).await?);
+    let mut write = agentbus_nats::store::WriteOptions::default();
+    write.max_events = Some(n as u64);
+    write.exit_when_idle = Some(Duration::from_secs(2));
     let start = Instant::now();
-    let mut written = 0;
-    while written < n {
-        let batch = consumer.next_batch(1000, Duration::from_secs(2)).await?;
-        anyhow::ensure!(
-            !batch.is_empty(),
-            "store writer: the stream ran dry at {written} of {n}"
-        );
-        written += agentbus_nats::store::write_batch(&via_nats, &encoder, &batch)
-            .await?
-            .written;
-        for delivery in &batch {
-            delivery.ack().await?;
-        }
-    }
+    let totals =
+        agentbus_nats::store::write_all(consumer, via_nats, write, std::future::pending()).await;
+    anyhow::ensure!(
+        totals.written == n as u64,
+        "store writer: wrote {} of {n}",
+        totals.written
+    );
     let nats_rate = n as f64 / start.elapsed().as_secs_f64();
 
     let direct = EventStore::open(&format!("sqlite://{}/direct-{rep}.db", dir.display()))?;

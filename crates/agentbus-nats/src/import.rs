@@ -375,6 +375,17 @@ impl DurableConsumer {
     pub fn stats(&self) -> ImportStats {
         self.counters.snapshot()
     }
+
+    /// Messages delivered (to any process sharing the consumer) and not yet
+    /// acknowledged, and how long until such a message is delivered again (`ack_wait`).
+    pub async fn unacknowledged(&self) -> Result<(u64, Duration), NatsError> {
+        let info = self
+            .consumer
+            .get_info()
+            .await
+            .map_err(|e| NatsError::jetstream("reading the consumer's info", e))?;
+        Ok((info.num_ack_pending as u64, info.config.ack_wait))
+    }
 }
 
 /// Reads every event the stream holds now under `filter_subject`, in stream order (an

@@ -1,13 +1,16 @@
 //! The store behind the bus (feature `store`): a [`DurableConsumer`](crate::DurableConsumer)'s
 //! batch written to an [`EventStore`] in one transaction, leaving out event ids the store
-//! already holds, so a redelivery (a crash between commit and ack) adds nothing. This is
-//! the body of `agentbus store-writer`.
+//! already holds, so a redelivery (a crash between commit and ack) adds nothing.
+//! [`write_all`] is the whole store writer (`agentbus store-writer` runs it).
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use agentbus_store::{EventStore, RowEncoder, StoreError};
+use agentbus_store::{EventRow, EventStore, RowEncoder, StoreError};
+use tokio::sync::mpsc;
 
-use crate::Delivery;
+use crate::{Delivery, DurableConsumer};
 
 /// What [`write_batch`] did with a batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,6 +55,16 @@ pub async fn write_batch(
     encoder: &RowEncoder,
     batch: &[Delivery],
 ) -> Result<BatchWritten, StoreError> {
+    append_encoded(store, encode_batch(encoder, batch)).await
+}
+
+/// A batch's events as store rows.
+struct EncodedBatch {
+    rows: Vec<EventRow>,
+    unencodable: usize,
+}
+
+fn encode_batch(encoder: &RowEncoder, batch: &[Delivery]) -> EncodedBatch {
     let mut rows = Vec::with_capacity(batch.len());
     let mut unencodable = 0;
     for delivery in batch {
@@ -64,6 +77,14 @@ pub async fn write_batch(
             }
         }
     }
+    EncodedBatch { rows, unencodable }
+}
+
+async fn append_encoded(
+    store: &Arc<EventStore>,
+    batch: EncodedBatch,
+) -> Result<BatchWritten, StoreError> {
+    let EncodedBatch { rows, unencodable } = batch;
     let encoded = rows.len();
     let store = Arc::clone(store);
     let written = tokio::task::spawn_blocking(move || store.append_rows_new(&rows))
@@ -77,4 +98,215 @@ pub async fn write_batch(
         already_stored: encoded - written,
         unencodable,
     })
+}
+
+/// How [`write_all`] runs.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct WriteOptions {
+    /// Events per transaction at most (default 1000).
+    pub batch: usize,
+    /// How long one fetch waits for its first message (default 500 ms).
+    pub fetch_wait: Duration,
+    /// Stop after this long without an event (default: never).
+    pub exit_when_idle: Option<Duration>,
+    /// Stop once this many events are written (default: never).
+    pub max_events: Option<u64>,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        Self {
+            batch: 1000,
+            fetch_wait: Duration::from_millis(500),
+            exit_when_idle: None,
+            max_events: None,
+        }
+    }
+}
+
+/// What [`write_all`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteTotals {
+    /// Events written.
+    pub written: u64,
+    /// Events the store held already (redeliveries), left out.
+    pub already_stored: u64,
+    /// Events that could not be encoded for the store, left out (each logged).
+    pub unencodable: u64,
+    /// Messages that were not events (unknown type, newer schema, malformed; see the
+    /// consumer's [`ImportStats`](crate::ImportStats)), terminated.
+    pub skipped: u64,
+    /// Batches whose transaction failed and that were handed back for redelivery.
+    pub failed_batches: u64,
+}
+
+/// The store writer: writes every event `consumer` delivers to `store`, a batch per
+/// transaction ([`write_batch`]), and acknowledges each batch only after it committed; a
+/// batch that fails is handed back (`nak`) and comes again. The next batch is fetched and
+/// encoded while one is written, and acknowledged while the next is written. With a
+/// consumer whose `max_ack_pending` is one batch, each session is stored in stream order
+/// even across crashes: a writer that finds events delivered and not acknowledged (its
+/// predecessor died holding them) waits `ack_wait` for them to come back before it fetches
+/// newer ones (a larger window lets a redelivered batch be overtaken). Runs until `stop` resolves (the batch in hand is finished first), or
+/// until [`WriteOptions`] says. Fetch errors (the broker away) are logged and retried.
+///
+/// ```no_run
+/// # async fn demo(bridge: agentbus_nats::Bridge) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use agentbus_nats::{store::{write_all, WriteOptions}, DurableOptions};
+/// use agentbus_store::EventStore;
+///
+/// let store = Arc::new(EventStore::open("sqlite://agentbus.db")?);
+/// let consumer = bridge
+///     .durable(agentbus_events::Registry::catalogue(), DurableOptions::new("agentbus-store"))
+///     .await?;
+/// let consumer = Arc::new(consumer);
+/// let totals = write_all(consumer.clone(), store, WriteOptions::default(), async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// })
+/// .await;
+/// println!("{} events written, {:?} skipped", totals.written, consumer.stats());
+/// # Ok(()) }
+/// ```
+pub async fn write_all(
+    consumer: Arc<DurableConsumer>,
+    store: Arc<EventStore>,
+    options: WriteOptions,
+    stop: impl Future<Output = ()>,
+) -> WriteTotals {
+    let batch_size = options.batch.max(1);
+    // Events a writer that died took and never acknowledged come back after `ack_wait`;
+    // fetching before then would store newer events ahead of them.
+    match consumer.unacknowledged().await {
+        Ok((0, _)) => {}
+        Ok((pending, ack_wait)) => {
+            tracing::info!(
+                pending,
+                ?ack_wait,
+                "waiting for unacknowledged events to be delivered again before newer ones"
+            );
+            tokio::time::sleep(ack_wait + Duration::from_millis(100)).await;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot tell whether events are waiting for redelivery")
+        }
+    }
+    let (batches, mut incoming) = mpsc::channel::<(Vec<Delivery>, EncodedBatch)>(1);
+    let fetcher = tokio::spawn(fetch_batches(
+        consumer,
+        batch_size,
+        options.fetch_wait,
+        batches,
+    ));
+    let mut totals = WriteTotals::default();
+    let mut last_event = Instant::now();
+    let mut acks: Option<tokio::task::JoinHandle<()>> = None;
+    tokio::pin!(stop);
+    loop {
+        if options.max_events.is_some_and(|max| totals.written >= max) {
+            break;
+        }
+        let batch = tokio::select! {
+            biased;
+            () = &mut stop => break,
+            batch = incoming.recv() => batch,
+        };
+        let Some((batch, encoded)) = batch else {
+            break;
+        };
+        if batch.is_empty() {
+            if options
+                .exit_when_idle
+                .is_some_and(|limit| last_event.elapsed() >= limit)
+            {
+                break;
+            }
+            continue;
+        }
+        last_event = Instant::now();
+        match append_encoded(&store, encoded).await {
+            Ok(done) => {
+                let events = batch.iter().filter(|d| d.event.is_ok()).count();
+                totals.written += done.written as u64;
+                totals.already_stored += done.already_stored as u64;
+                totals.unencodable += done.unencodable as u64;
+                totals.skipped += (batch.len() - events) as u64;
+                // Committed: now, and only now, acknowledge (while the next batch is
+                // written).
+                let previous = acks.take();
+                acks = Some(tokio::spawn(async move {
+                    if let Some(previous) = previous {
+                        let _ = previous.await;
+                    }
+                    acknowledge(&batch).await;
+                }));
+            }
+            Err(error) => {
+                totals.failed_batches += 1;
+                tracing::error!(%error, events = batch.len(), "writing a batch to the store failed; it will be delivered again");
+                hand_back(&batch).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    fetcher.abort();
+    if let Some(acks) = acks {
+        let _ = acks.await;
+    }
+    // A batch fetched and not written comes back at once instead of after `ack_wait`.
+    incoming.close();
+    while let Some((batch, _)) = incoming.recv().await {
+        hand_back(&batch).await;
+    }
+    totals
+}
+
+/// Fetches batches in stream order and hands them over encoded for the store (an empty
+/// one when none came in time), until the receiver is gone.
+async fn fetch_batches(
+    consumer: Arc<DurableConsumer>,
+    batch: usize,
+    wait: Duration,
+    out: mpsc::Sender<(Vec<Delivery>, EncodedBatch)>,
+) {
+    let encoder = RowEncoder::default();
+    let mut failures = 0u32;
+    loop {
+        match consumer.next_batch(batch, wait).await {
+            Ok(deliveries) => {
+                failures = 0;
+                let encoded = encode_batch(&encoder, &deliveries);
+                if out.send((deliveries, encoded)).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                // The server is away or restarting: the client reconnects; try again.
+                failures += 1;
+                if failures == 1 || failures.is_power_of_two() {
+                    tracing::warn!(%error, failures, "fetching from NATS failed; retrying");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if out.is_closed() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn acknowledge(batch: &[Delivery]) {
+    for delivery in batch {
+        if let Err(error) = delivery.ack().await {
+            tracing::warn!(%error, "ack failed (the event will come again and be left out)");
+        }
+    }
+}
+
+async fn hand_back(batch: &[Delivery]) {
+    for delivery in batch {
+        let _ = delivery.nak().await;
+    }
 }

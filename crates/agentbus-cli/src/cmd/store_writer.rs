@@ -6,11 +6,12 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agentbus_events::Registry;
 use agentbus_nats::DurableOptions;
-use agentbus_store::{EventStore, RowEncoder};
+use agentbus_nats::store::{WriteOptions, write_all};
+use agentbus_store::EventStore;
 use anyhow::Context;
 
 use super::nats_args::NatsArgs;
@@ -39,8 +40,8 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::provider::parse_duration)]
     pub ack_wait: Duration,
     /// Events delivered and not yet acknowledged, over all writers (default: one batch,
-    /// which keeps each session in stream order in the store; raise it to let several
-    /// writers work at once).
+    /// which keeps each session in stream order in the store, through crashes too; raise
+    /// it to let several writers work at once, giving up that order).
     #[arg(long)]
     pub max_ack_pending: Option<i64>,
     /// Exit after this long without an event (`30s`, `2m`; default: run until stopped).
@@ -64,14 +65,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(write(args))
 }
 
-#[derive(Debug, Default)]
-struct Totals {
-    written: u64,
-    redelivered: u64,
-    unencodable: u64,
-    skipped: u64,
-}
-
 async fn write(args: Args) -> anyhow::Result<ExitCode> {
     let store_url = args.store.clone();
     let store = tokio::task::spawn_blocking(move || EventStore::open(&store_url))
@@ -87,71 +80,26 @@ async fn write(args: Args) -> anyhow::Result<ExitCode> {
     let bridge = args.nats.connect().await?.context("--nats is required")?;
     let mut options = DurableOptions::new(&args.consumer);
     options.ack_wait = args.ack_wait;
-    options.max_ack_pending = args.max_ack_pending.unwrap_or(args.batch as i64);
+    // One batch: after a crash the unacknowledged batch comes back before anything newer,
+    // so each session stays in stream order in the store (with two, half-acknowledged
+    // batches let newer events overtake them).
+    options.max_ack_pending = args
+        .max_ack_pending
+        .unwrap_or(args.batch.min(i64::MAX as usize) as i64);
     let consumer = bridge.durable(Registry::catalogue(), options).await?;
     eprintln!("store-writer: consumer `{}` → {location}", args.consumer);
 
-    let stop = stop_signal();
-    tokio::pin!(stop);
-    let encoder = RowEncoder::default();
-    let mut totals = Totals::default();
-    let mut last_event = Instant::now();
-    let idle_limit = args.exit_when_idle;
-    let mut failures = 0u32;
-    loop {
-        let batch = tokio::select! {
-            _ = &mut stop => break,
-            batch = consumer.next_batch(args.batch, Duration::from_millis(500)) => batch,
-        };
-        let batch = match batch {
-            Ok(batch) => batch,
-            Err(error) => {
-                // The server is away or restarting: the client reconnects; try again.
-                failures += 1;
-                if failures == 1 || failures.is_power_of_two() {
-                    tracing::warn!(%error, failures, "store-writer: fetching from NATS failed; retrying");
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        failures = 0;
-        if batch.is_empty() {
-            if idle_limit.is_some_and(|limit| last_event.elapsed() >= limit) {
-                break;
-            }
-            continue;
-        }
-        last_event = Instant::now();
-        match agentbus_nats::store::write_batch(&store, &encoder, &batch).await {
-            Ok(done) => {
-                let events = batch.iter().filter(|d| d.event.is_ok()).count() as u64;
-                totals.written += done.written as u64;
-                totals.redelivered += done.already_stored as u64;
-                totals.unencodable += done.unencodable as u64;
-                totals.skipped += batch.len() as u64 - events;
-                // Committed: now, and only now, acknowledge.
-                for delivery in &batch {
-                    if let Err(error) = delivery.ack().await {
-                        tracing::warn!(%error, "store-writer: ack failed (the event will come again and be skipped)");
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::error!(error = %format!("{error:#}"), "store-writer: writing a batch failed; it will be delivered again");
-                for delivery in &batch {
-                    let _ = delivery.nak().await;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
+    let consumer = Arc::new(consumer);
+    let mut options = WriteOptions::default();
+    options.batch = args.batch;
+    options.exit_when_idle = args.exit_when_idle;
+    let totals = write_all(consumer.clone(), store, options, stop_signal()).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), bridge.client().flush()).await;
     let stats = consumer.stats();
     eprintln!(
         "store-writer: {} events written to {location}, {} already stored (redelivered), {} not encodable, {} skipped (unknown type {}, newer schema {}, malformed {})",
         totals.written,
-        totals.redelivered,
+        totals.already_stored,
         totals.unencodable,
         totals.skipped,
         stats.unknown_type,
