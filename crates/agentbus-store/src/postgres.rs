@@ -181,6 +181,8 @@ struct Connection {
     version: i64,
     /// The writer registered on this connection, named in `agentbus_sessions`.
     writer_id: Option<String>,
+    /// Whether `events_event_id` is known to exist (see `migrations::EVENT_ID_INDEX`).
+    event_id_indexed: bool,
 }
 
 fn quote_ident(name: &str) -> String {
@@ -238,6 +240,7 @@ impl Connection {
             location,
             version: 0,
             writer_id: None,
+            event_id_indexed: false,
         };
         let has_store = backend.has_schema_table()?;
         if has_store {
@@ -420,6 +423,10 @@ impl Connection {
             .map_err(StoreError::postgres("locking the events table"))?;
         let kept: Vec<EventRow>;
         let rows = if skip_known {
+            if !self.event_id_indexed {
+                tx.batch_execute(crate::migrations::EVENT_ID_INDEX)
+                    .map_err(StoreError::postgres("creating the event id index"))?;
+            }
             let ids: Vec<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
             let stored: std::collections::HashSet<String> = tx
                 .query(
@@ -510,6 +517,9 @@ impl Connection {
         }
         tx.commit()
             .map_err(StoreError::postgres("committing an append"))?;
+        if skip_known {
+            self.event_id_indexed = true;
+        }
         Ok(first as u64..=(seq - 1) as u64)
     }
 

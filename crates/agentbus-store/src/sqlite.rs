@@ -38,6 +38,8 @@ pub struct SqliteBackend {
     version: i64,
     /// The writer registered on this connection, named in `agentbus_sessions`.
     writer_id: Option<String>,
+    /// Whether `events_event_id` is known to exist (see `migrations::EVENT_ID_INDEX`).
+    event_id_indexed: bool,
 }
 
 impl std::fmt::Debug for SqliteBackend {
@@ -151,6 +153,7 @@ impl SqliteBackend {
             path: path.to_owned(),
             version: 0,
             writer_id: None,
+            event_id_indexed: false,
         };
         if has_schema_table {
             let found = backend.schema_version()?;
@@ -213,6 +216,7 @@ impl SqliteBackend {
             path: path.to_owned(),
             version: 0,
             writer_id: None,
+            event_id_indexed: false,
         };
         let found = backend.schema_version()?;
         migrations::check_supported(&location, found)?;
@@ -390,6 +394,10 @@ impl SqliteBackend {
             .map_err(StoreError::sqlite("starting an append"))?;
         let kept: Vec<EventRow>;
         let rows = if skip_known {
+            if !self.event_id_indexed {
+                tx.execute_batch(crate::migrations::EVENT_ID_INDEX)
+                    .map_err(StoreError::sqlite("creating the event id index"))?;
+            }
             let mut seen = std::collections::HashSet::new();
             let mut known = tx
                 .prepare_cached("SELECT 1 FROM events WHERE event_id = ?1 LIMIT 1")
@@ -468,6 +476,9 @@ impl SqliteBackend {
         }
         tx.commit()
             .map_err(StoreError::sqlite("committing an append"))?;
+        if skip_known {
+            self.event_id_indexed = true;
+        }
         // Seqs start at 1 and only grow, so both are positive.
         Ok(first as u64..=(seq - 1) as u64)
     }
