@@ -18,7 +18,9 @@ use crate::error::{Result, StoreError};
 use crate::location::mask_url;
 use crate::migrations::{self, JOURNAL_VERSION, SCHEMA_TABLE_DDL};
 use crate::query::{Dialect, EventQuery, SqlParam};
-use crate::row::{COLUMNS, EventRow, StoredEvent, session_deltas, to_i64, to_stored};
+use crate::row::{
+    COLUMNS, EventRow, StoredEvent, session_deltas, to_i64, to_stored, unstored_rows,
+};
 use crate::status::{self, SessionStatus, WriterEnd, WriterRow};
 use crate::totals::{self, Gather, SessionTotals, TOTALS_VERSION};
 
@@ -437,12 +439,7 @@ impl Connection {
                 .iter()
                 .map(|row| row.get(0))
                 .collect();
-            let mut seen = std::collections::HashSet::new();
-            kept = rows
-                .iter()
-                .filter(|r| !stored.contains(&r.event_id) && seen.insert(r.event_id.as_str()))
-                .cloned()
-                .collect();
+            kept = unstored_rows(rows, |id| Ok(stored.contains(id)))?;
             if kept.is_empty() {
                 #[allow(clippy::reversed_empty_ranges)]
                 return Ok(1..=0);

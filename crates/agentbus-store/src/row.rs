@@ -95,6 +95,22 @@ pub(crate) const COLUMNS: &str =
 pub(crate) const COLUMN_COUNT: usize = 9;
 
 /// A store number as the databases keep it (both have signed 64-bit integers only).
+/// The rows an idempotent append writes: those whose event id `is_stored` says the store
+/// lacks, each id once (its first row), in order. `is_stored` is asked once per distinct id.
+pub(crate) fn unstored_rows(
+    rows: &[EventRow],
+    mut is_stored: impl FnMut(&str) -> Result<bool>,
+) -> Result<Vec<EventRow>> {
+    let mut seen = std::collections::HashSet::with_capacity(rows.len());
+    let mut new = Vec::with_capacity(rows.len());
+    for row in rows {
+        if seen.insert(row.event_id.as_str()) && !is_stored(&row.event_id)? {
+            new.push(row.clone());
+        }
+    }
+    Ok(new)
+}
+
 pub(crate) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }

@@ -13,7 +13,9 @@ use crate::backend::{Backend, SessionCounts, StoredTotals};
 use crate::error::{Result, StoreError};
 use crate::migrations::{self, JOURNAL_VERSION, SCHEMA_TABLE_DDL};
 use crate::query::{Dialect, EventQuery, SqlParam};
-use crate::row::{COLUMN_COUNT, COLUMNS, EventRow, StoredEvent, session_deltas, to_i64, to_stored};
+use crate::row::{
+    COLUMN_COUNT, COLUMNS, EventRow, StoredEvent, session_deltas, to_i64, to_stored, unstored_rows,
+};
 use crate::status::{self, SessionStatus, WriterEnd, WriterRow};
 use crate::totals::{self, Gather, SessionTotals, TOTALS_VERSION};
 
@@ -398,21 +400,15 @@ impl SqliteBackend {
                 tx.execute_batch(crate::migrations::EVENT_ID_INDEX)
                     .map_err(StoreError::sqlite("creating the event id index"))?;
             }
-            let mut seen = std::collections::HashSet::new();
             let mut known = tx
                 .prepare_cached("SELECT 1 FROM events WHERE event_id = ?1 LIMIT 1")
                 .map_err(StoreError::sqlite("preparing the event id check"))?;
-            let mut new = Vec::with_capacity(rows.len());
-            for row in rows {
-                let stored = known
-                    .exists([&row.event_id])
-                    .map_err(StoreError::sqlite("checking an event id"))?;
-                if !stored && seen.insert(row.event_id.as_str()) {
-                    new.push(row.clone());
-                }
-            }
+            kept = unstored_rows(rows, |id| {
+                known
+                    .exists([id])
+                    .map_err(StoreError::sqlite("checking an event id"))
+            })?;
             drop(known);
-            kept = new;
             if kept.is_empty() {
                 #[allow(clippy::reversed_empty_ranges)]
                 return Ok(1..=0);
