@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{LocalError, Result};
 use crate::llama::{KvCache, Shape};
+use crate::pull::hex;
 
 /// The file layout version; part of every key.
 const FORMAT: u32 = 1;
@@ -286,10 +287,6 @@ fn prefix_sha256(prefix: &[u32]) -> String {
         hasher.update(token.to_le_bytes());
     }
     hex(&hasher.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -371,7 +371,7 @@ pub fn turns(request: &ChatRequest) -> Vec<Turn> {
                 .flat_map(|m| &m.tool_calls)
                 .find(|call| Some(&call.id) == message.tool_call_id.as_ref());
             if let Some(call) = call {
-                turn.content = tool_result_text(&call.name, &call.arguments, &turn.content);
+                turn.content = tool_result_text(&call.name, &turn.content);
             }
         }
         turns.push(turn);
@@ -418,11 +418,10 @@ fn turn(message: &Message) -> Turn {
     Turn::new(role, content)
 }
 
-/// How a tool's result reads to the model: the call and its result as one line,
-/// `calculator(expression: 1234 + 5678) = 6912`. Given the bare result ("6912"), the
-/// 135M model tends to repeat the call's arguments as its answer; the line ending in
-/// "= result" leads it to the result.
-fn tool_result_text(name: &str, _arguments: &serde_json::Value, result: &str) -> String {
+/// How a tool's result reads to the model: `The calculator tool returned: 6912`. Given the
+/// bare result ("6912"), the 135M model tends to repeat the call's arguments as its answer;
+/// a sentence naming the tool leads it to the result.
+fn tool_result_text(name: &str, result: &str) -> String {
     format!("The {name} tool returned: {result}")
 }
 

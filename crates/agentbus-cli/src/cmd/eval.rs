@@ -226,7 +226,7 @@ async fn evaluate(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {name}"))?;
     }
     let model: Arc<dyn ChatModel> = args.provider.build()?;
-    let year = chrono_year();
+    let year = current_year();
     let tasks: Vec<&Task> = TASKS
         .iter()
         .filter(|task| {
@@ -318,22 +318,13 @@ fn call_is_valid(tools: &[ToolDefinition], name: &str, arguments: &Value) -> boo
     }
 }
 
-/// The current year (UTC), for the date task.
-fn chrono_year() -> String {
-    let days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() / 86_400)
-        .unwrap_or(0) as i64;
-    // Civil-from-days (Howard Hinnant's algorithm), year only.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    year.to_string()
+/// The current year (UTC), for the date task: from the `current_time` tool itself, so the
+/// answer is judged by the clock the agent asked.
+fn current_year() -> String {
+    agentbus_agent::tools::time::now_in(None)
+        .ok()
+        .and_then(|now| now["date"].as_str().and_then(|d| d.get(..4)).map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn normalise(text: &str) -> String {
