@@ -1254,6 +1254,15 @@ async fn a_slow_blocking_subscriber_gets_every_event_of_the_run() {
     let _report = bus.shutdown(Duration::from_secs(1)).await;
 }
 
+/// The tool choice of each request `model` received, in order.
+fn tool_choices(model: &ScriptedTurns) -> Vec<Option<agentbus_llm::ToolChoice>> {
+    model
+        .requests()
+        .iter()
+        .map(|request| request.tool_choice.clone())
+        .collect()
+}
+
 #[tokio::test]
 async fn the_tool_choice_policy_sets_each_iteration_and_a_run_can_override_it() {
     use agentbus_agent::ToolChoicePolicy;
@@ -1269,13 +1278,8 @@ async fn the_tool_choice_policy_sets_each_iteration_and_a_run_can_override_it() 
         .build();
     let outputs = collect(agent.run("What is 17 * 23?")).await;
     check_invariants(&outputs);
-    let choices: Vec<_> = model
-        .requests()
-        .iter()
-        .map(|request| request.tool_choice.clone())
-        .collect();
     assert_eq!(
-        choices,
+        tool_choices(&model),
         vec![Some(ToolChoice::Required), Some(ToolChoice::Auto)]
     );
 
@@ -1287,13 +1291,8 @@ async fn the_tool_choice_policy_sets_each_iteration_and_a_run_can_override_it() 
         .build();
     let policy = "calculator".parse::<ToolChoicePolicy>().unwrap();
     collect(agent.run_request(RunRequest::new("What is 17 * 23?").tool_choice(policy))).await;
-    let choices: Vec<_> = model
-        .requests()
-        .iter()
-        .map(|request| request.tool_choice.clone())
-        .collect();
     assert_eq!(
-        choices,
+        tool_choices(&model),
         vec![
             Some(ToolChoice::Tool("calculator".into())),
             Some(ToolChoice::Auto)
@@ -1309,5 +1308,5 @@ async fn the_tool_choice_policy_sets_each_iteration_and_a_run_can_override_it() 
         .tool_choice(ToolChoicePolicy::always(ToolChoice::Required))
         .build();
     collect(agent.run("hello")).await;
-    assert_eq!(model.requests()[0].tool_choice, None);
+    assert_eq!(tool_choices(&model), vec![None]);
 }

@@ -101,6 +101,10 @@ fn insert_openai_tool_choice(
     request: &ChatRequest,
     named: impl Fn(&str) -> Value,
 ) {
+    // Without tools there is nothing to choose from (OpenAI refuses a `tool_choice` then).
+    if request.tools.is_empty() {
+        return;
+    }
     if let Some(choice) = &request.tool_choice {
         let value = match choice {
             ToolChoice::Auto => "auto".into(),
@@ -110,17 +114,19 @@ fn insert_openai_tool_choice(
         };
         body.insert("tool_choice".into(), value);
     }
-    if let Some(parallel) = request.parallel_tool_calls
-        && !request.tools.is_empty()
-    {
+    if let Some(parallel) = request.parallel_tool_calls {
         body.insert("parallel_tool_calls".into(), parallel.into());
     }
 }
 
 /// Anthropic's `tool_choice`: `{"type": "auto" | "any" | "tool" | "none", "name"?,
 /// "disable_parallel_tool_use"?}`. Parallel use can only be disabled alongside a choice,
-/// so a request that sets only `parallel_tool_calls: false` sends `auto` with it.
+/// so a request that sets only `parallel_tool_calls: false` sends `auto` with it. Without
+/// tools nothing is sent.
 fn anthropic_tool_choice(request: &ChatRequest) -> Option<Value> {
+    if request.tools.is_empty() {
+        return None;
+    }
     let disable_parallel = request.parallel_tool_calls.map(|parallel| !parallel);
     let choice = match (&request.tool_choice, disable_parallel) {
         (None, None) | (None, Some(false)) => return None,

@@ -24,8 +24,18 @@ fn tools() -> Vec<ToolDefinition> {
         .collect()
 }
 
-/// The body `api` sends for a request with `choice` and `parallel`.
+/// The body `api` sends for a request offering the two tools, with `choice` and `parallel`.
 async fn body_sent(api: Api, choice: Option<ToolChoice>, parallel: Option<bool>) -> Value {
+    body_sent_with(api, tools(), choice, parallel).await
+}
+
+/// The body `api` sends for a request offering `tools`, with `choice` and `parallel`.
+async fn body_sent_with(
+    api: Api,
+    tools: Vec<ToolDefinition>,
+    choice: Option<ToolChoice>,
+    parallel: Option<bool>,
+) -> Value {
     let fixture = match api {
         Api::AnthropicMessages => "anthropic__text",
         Api::OpenAiResponses => "openai__responses_text",
@@ -45,7 +55,7 @@ async fn body_sent(api: Api, choice: Option<ToolChoice>, parallel: Option<bool>)
     let request = ChatRequest {
         tool_choice: choice,
         parallel_tool_calls: parallel,
-        ..ChatRequest::from_prompt("hi").with_tools(tools())
+        ..ChatRequest::from_prompt("hi").with_tools(tools)
     };
     let events: Vec<_> = model.stream(request).collect().await;
     assert_one_terminal_last("tool_choice", &events);
@@ -62,6 +72,21 @@ fn choices() -> Vec<Option<ToolChoice>> {
     ]
 }
 
+/// Each of [`choices`] sent on `api` (no parallel flag) puts `expected` in `tool_choice`,
+/// sends no `parallel_tool_calls`, and offers both tools.
+async fn assert_each_choice(api: Api, expected: [Option<Value>; 5]) {
+    for (choice, expected) in choices().into_iter().zip(expected) {
+        let body = body_sent(api, choice.clone(), None).await;
+        assert_eq!(
+            body.get("tool_choice"),
+            expected.as_ref(),
+            "{api:?} {choice:?}: {body}"
+        );
+        assert!(body.get("parallel_tool_calls").is_none(), "{body}");
+        assert_eq!(body["tools"].as_array().unwrap().len(), 2, "{body}");
+    }
+}
+
 #[tokio::test]
 async fn openai_chat_completions_gets_each_choice_exactly() {
     let expected = [
@@ -71,16 +96,7 @@ async fn openai_chat_completions_gets_each_choice_exactly() {
         Some(json!("required")),
         Some(json!({"type": "function", "function": {"name": "calculator"}})),
     ];
-    for (choice, expected) in choices().into_iter().zip(expected) {
-        let body = body_sent(Api::OpenAiChat, choice.clone(), None).await;
-        assert_eq!(
-            body.get("tool_choice"),
-            expected.as_ref(),
-            "{choice:?}: {body}"
-        );
-        assert!(body.get("parallel_tool_calls").is_none(), "{body}");
-        assert_eq!(body["tools"].as_array().unwrap().len(), 2);
-    }
+    assert_each_choice(Api::OpenAiChat, expected).await;
     let body = body_sent(Api::OpenAiChat, Some(ToolChoice::Required), Some(false)).await;
     assert_eq!(body["parallel_tool_calls"], false);
     assert_eq!(body["tool_choice"], "required");
@@ -95,14 +111,7 @@ async fn openai_responses_gets_each_choice_exactly() {
         Some(json!("required")),
         Some(json!({"type": "function", "name": "calculator"})),
     ];
-    for (choice, expected) in choices().into_iter().zip(expected) {
-        let body = body_sent(Api::OpenAiResponses, choice.clone(), None).await;
-        assert_eq!(
-            body.get("tool_choice"),
-            expected.as_ref(),
-            "{choice:?}: {body}"
-        );
-    }
+    assert_each_choice(Api::OpenAiResponses, expected).await;
     let body = body_sent(Api::OpenAiResponses, None, Some(true)).await;
     assert_eq!(body["parallel_tool_calls"], true);
 }
@@ -116,14 +125,7 @@ async fn anthropic_gets_each_choice_exactly() {
         Some(json!({"type": "any"})),
         Some(json!({"type": "tool", "name": "calculator"})),
     ];
-    for (choice, expected) in choices().into_iter().zip(expected) {
-        let body = body_sent(Api::AnthropicMessages, choice.clone(), None).await;
-        assert_eq!(
-            body.get("tool_choice"),
-            expected.as_ref(),
-            "{choice:?}: {body}"
-        );
-    }
+    assert_each_choice(Api::AnthropicMessages, expected).await;
     // Parallel use is disabled through the choice object.
     let body = body_sent(
         Api::AnthropicMessages,
@@ -150,6 +152,21 @@ async fn anthropic_gets_each_choice_exactly() {
         body["tool_choice"],
         json!({"type": "any", "disable_parallel_tool_use": false})
     );
+}
+
+/// Without tools there is nothing to choose: no protocol sends `tool_choice` or
+/// `parallel_tool_calls` (OpenAI refuses a `tool_choice` without tools).
+#[tokio::test]
+async fn no_choice_is_sent_without_tools() {
+    for api in [
+        Api::OpenAiChat,
+        Api::OpenAiResponses,
+        Api::AnthropicMessages,
+    ] {
+        let body = body_sent_with(api, Vec::new(), Some(ToolChoice::Required), Some(false)).await;
+        assert!(body.get("tool_choice").is_none(), "{api:?}: {body}");
+        assert!(body.get("parallel_tool_calls").is_none(), "{api:?}: {body}");
+    }
 }
 
 #[test]

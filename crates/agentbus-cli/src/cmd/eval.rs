@@ -323,7 +323,12 @@ fn call_is_valid(tools: &[ToolDefinition], name: &str, arguments: &Value) -> boo
 fn current_year() -> String {
     agentbus_agent::tools::time::now_in(None)
         .ok()
-        .and_then(|now| now["date"].as_str().and_then(|d| d.get(..4)).map(str::to_owned))
+        .and_then(|now| {
+            now["date"]
+                .as_str()
+                .and_then(|d| d.get(..4))
+                .map(str::to_owned)
+        })
         .unwrap_or_default()
 }
 
