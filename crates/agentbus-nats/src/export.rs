@@ -155,6 +155,53 @@ fn classify(kind: PublishErrorKind, error: String) -> PublishFailure {
     }
 }
 
+/// The subscription's side of the exporter: filters, encodes and hands each event to the
+/// publisher task.
+struct Intake {
+    tx: mpsc::Sender<Outgoing>,
+    node: Node,
+    types: Vec<String>,
+    session: Option<String>,
+    counters: Arc<Counters>,
+}
+
+impl Intake {
+    async fn take(&self, event: Arc<dyn DynEvent>) {
+        let counters = &self.counters;
+        let meta = event.meta();
+        let wanted = (self.types.is_empty()
+            || self
+                .types
+                .iter()
+                .any(|p| type_matches(p, event.event_type())))
+            && (self.session.is_none() || self.session.as_deref() == meta.session_id.as_deref());
+        if !wanted || self.node.take_imported(&meta.event_id) {
+            counters.skipped.fetch_add(1, Relaxed);
+            counters.progress.notify_waiters();
+            return;
+        }
+        let mut body = Vec::with_capacity(384);
+        if let Err(error) = event.write_wire(&mut body) {
+            tracing::error!(%error, "cannot export event: encoding failed");
+            counters.accepted.fetch_add(1, Relaxed);
+            counters.rejected.fetch_add(1, Relaxed);
+            counters.progress.notify_waiters();
+            return;
+        }
+        counters.accepted.fetch_add(1, Relaxed);
+        let outgoing = Outgoing {
+            subject: event_subject(meta.session_id.as_deref(), event.event_type()),
+            id: meta.event_id.hyphenated().to_string(),
+            payload: Bytes::from(body),
+        };
+        if self.tx.send(outgoing).await.is_err() {
+            counters.lost.fetch_add(1, Relaxed);
+            counters.progress.notify_waiters();
+            tracing::error!("NATS exporter stopped; event not exported");
+        }
+    }
+}
+
 /// Exports a bus's events to JetStream. Dropping it stops exporting (events not yet
 /// acknowledged are lost from this process's view; call [`close`](Self::close) first).
 ///
@@ -207,49 +254,21 @@ impl Exporter {
             options.max_in_flight,
             counters.clone(),
         ));
-        let filter = Arc::new((options.types, options.session));
-        let handler_counters = counters.clone();
+        let intake = Arc::new(Intake {
+            tx,
+            node,
+            types: options.types,
+            session: options.session,
+            counters: counters.clone(),
+        });
         let subscription = bus::subscribe_all(
             bus,
             &options.subscriber,
             options.capacity,
             options.overflow,
             move |event: Arc<dyn DynEvent>| {
-                let tx = tx.clone();
-                let node = node.clone();
-                let filter = filter.clone();
-                let counters = handler_counters.clone();
-                async move {
-                    let (types, session) = &*filter;
-                    let meta = event.meta();
-                    let wanted = (types.is_empty()
-                        || types.iter().any(|p| type_matches(p, event.event_type())))
-                        && (session.is_none() || session.as_deref() == meta.session_id.as_deref());
-                    if !wanted || node.take_imported(&meta.event_id) {
-                        counters.skipped.fetch_add(1, Relaxed);
-                        counters.progress.notify_waiters();
-                        return;
-                    }
-                    let mut body = Vec::with_capacity(384);
-                    if let Err(error) = event.write_wire(&mut body) {
-                        tracing::error!(%error, "cannot export event: encoding failed");
-                        counters.accepted.fetch_add(1, Relaxed);
-                        counters.rejected.fetch_add(1, Relaxed);
-                        counters.progress.notify_waiters();
-                        return;
-                    }
-                    counters.accepted.fetch_add(1, Relaxed);
-                    let outgoing = Outgoing {
-                        subject: event_subject(meta.session_id.as_deref(), event.event_type()),
-                        id: meta.event_id.hyphenated().to_string(),
-                        payload: Bytes::from(body),
-                    };
-                    if tx.send(outgoing).await.is_err() {
-                        counters.lost.fetch_add(1, Relaxed);
-                        counters.progress.notify_waiters();
-                        tracing::error!("NATS exporter stopped; event not exported");
-                    }
-                }
+                let intake = Arc::clone(&intake);
+                async move { intake.take(event).await }
             },
         )?;
         Ok(Self {

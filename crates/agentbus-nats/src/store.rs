@@ -1,7 +1,7 @@
-//! The store behind the bus (feature `store`): a [`DurableConsumer`](crate::DurableConsumer)'s
-//! batch written to an [`EventStore`] in one transaction, leaving out event ids the store
-//! already holds, so a redelivery (a crash between commit and ack) adds nothing.
-//! [`write_all`] is the whole store writer (`agentbus store-writer` runs it).
+//! The store behind the bus (feature `store`): [`write_all`] writes what a
+//! [`DurableConsumer`] delivers to an [`EventStore`], a batch per transaction, leaving out
+//! event ids the store already holds, so a redelivery (a crash between commit and ack) adds
+//! nothing. `agentbus store-writer` runs it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,52 +11,6 @@ use agentbus_store::{EventRow, EventStore, RowEncoder, StoreError};
 use tokio::sync::mpsc;
 
 use crate::{Delivery, DurableConsumer};
-
-/// What [`write_batch`] did with a batch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct BatchWritten {
-    /// Events the store did not hold yet, now written.
-    pub written: usize,
-    /// Events the store held already (a redelivery), left out.
-    pub already_stored: usize,
-    /// Events that could not be encoded for the store (each logged), left out: written
-    /// again they would fail again.
-    pub unencodable: usize,
-}
-
-/// Writes the events of `batch` (skipped messages left out) in one transaction.
-/// Acknowledge the batch only after this returns `Ok`; on an error nothing was written and
-/// the batch should be delivered again (`nak`).
-///
-/// The append runs on a blocking thread (SQLite and the PostgreSQL client block).
-///
-/// ```no_run
-/// # async fn demo(bridge: agentbus_nats::Bridge) -> Result<(), Box<dyn std::error::Error>> {
-/// use std::sync::Arc;
-/// use std::time::Duration;
-/// use agentbus_nats::{store::write_batch, DurableOptions};
-/// use agentbus_store::{EventStore, RowEncoder};
-///
-/// let store = Arc::new(EventStore::open("sqlite://agentbus.db")?);
-/// let consumer = bridge
-///     .durable(agentbus_events::Registry::catalogue(), DurableOptions::new("my-writer"))
-///     .await?;
-/// let batch = consumer.next_batch(1000, Duration::from_millis(500)).await?;
-/// let done = write_batch(&store, &RowEncoder::default(), &batch).await?;
-/// println!("{} new, {} already stored", done.written, done.already_stored);
-/// for delivery in &batch {
-///     delivery.ack().await?;
-/// }
-/// # Ok(()) }
-/// ```
-pub async fn write_batch(
-    store: &Arc<EventStore>,
-    encoder: &RowEncoder,
-    batch: &[Delivery],
-) -> Result<BatchWritten, StoreError> {
-    append_encoded(store, encode_batch(encoder, batch)).await
-}
 
 /// A batch's events as store rows.
 struct EncodedBatch {
@@ -80,24 +34,17 @@ fn encode_batch(encoder: &RowEncoder, batch: &[Delivery]) -> EncodedBatch {
     EncodedBatch { rows, unencodable }
 }
 
-async fn append_encoded(
-    store: &Arc<EventStore>,
-    batch: EncodedBatch,
-) -> Result<BatchWritten, StoreError> {
-    let EncodedBatch { rows, unencodable } = batch;
-    let encoded = rows.len();
+/// Appends `rows` in one transaction, leaving out ids the store holds; returns how many
+/// were written. The append runs on a blocking thread (SQLite and the PostgreSQL client
+/// block).
+async fn append_new(store: &Arc<EventStore>, rows: Vec<EventRow>) -> Result<usize, StoreError> {
     let store = Arc::clone(store);
-    let written = tokio::task::spawn_blocking(move || store.append_rows_new(&rows))
+    tokio::task::spawn_blocking(move || store.append_rows_new(&rows))
         .await
         .map_err(|join| StoreError::Io {
             context: "appending a batch on a blocking thread",
             source: std::io::Error::other(join.to_string()),
-        })??;
-    Ok(BatchWritten {
-        written,
-        already_stored: encoded - written,
-        unencodable,
-    })
+        })?
 }
 
 /// How [`write_all`] runs.
@@ -143,7 +90,7 @@ pub struct WriteTotals {
 }
 
 /// The store writer: writes every event `consumer` delivers to `store`, a batch per
-/// transaction ([`write_batch`]), and acknowledges each batch only after it committed; a
+/// transaction, and acknowledges each batch only after it committed; a
 /// batch that fails is handed back (`nak`) and comes again. The next batch is fetched and
 /// encoded while one is written, and acknowledged while the next is written. With a
 /// consumer whose `max_ack_pending` is one batch, each session is stored in stream order
@@ -226,13 +173,14 @@ pub async fn write_all(
             continue;
         }
         last_event = Instant::now();
-        match append_encoded(&store, encoded).await {
-            Ok(done) => {
-                let events = batch.iter().filter(|d| d.event.is_ok()).count();
-                totals.written += done.written as u64;
-                totals.already_stored += done.already_stored as u64;
-                totals.unencodable += done.unencodable as u64;
-                totals.skipped += (batch.len() - events) as u64;
+        let EncodedBatch { rows, unencodable } = encoded;
+        let encoded = rows.len();
+        match append_new(&store, rows).await {
+            Ok(written) => {
+                totals.written += written as u64;
+                totals.already_stored += (encoded - written) as u64;
+                totals.unencodable += unencodable as u64;
+                totals.skipped += batch.iter().filter(|d| d.event.is_err()).count() as u64;
                 // Committed: now, and only now, acknowledge (while the next batch is
                 // written).
                 let previous = acks.take();

@@ -85,7 +85,7 @@ async fn write(args: Args) -> anyhow::Result<ExitCode> {
     // batches let newer events overtake them).
     options.max_ack_pending = args
         .max_ack_pending
-        .unwrap_or(args.batch.min(i64::MAX as usize) as i64);
+        .unwrap_or_else(|| i64::try_from(args.batch).unwrap_or(i64::MAX));
     let consumer = bridge.durable(Registry::catalogue(), options).await?;
     eprintln!("store-writer: consumer `{}` → {location}", args.consumer);
 
