@@ -70,7 +70,7 @@ pub struct Args {
 
 /// Refuses to measure a model that is not pulled and converted yet: preparing it is
 /// `agentbus model pull`'s job (with its progress and checks), not a benchmark's.
-fn ensure_ready(dir: &ModelDir) -> anyhow::Result<()> {
+pub(crate) fn ensure_ready(dir: &ModelDir) -> anyhow::Result<()> {
     use agentbus_local::convert::{Q8Status, q8_status};
     use agentbus_local::pull::{ModelStatus, status};
     let spec = DEFAULT_MODEL;

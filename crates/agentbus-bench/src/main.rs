@@ -20,6 +20,7 @@ mod sse;
 mod stats;
 mod store;
 mod telemetry;
+mod voice;
 
 /// mimalloc, as in the product binary, with a switchable byte counter for `bench bus`.
 #[global_allocator]
@@ -69,6 +70,9 @@ pub enum Bench {
     Store(store::Args),
     /// Bus throughput with the metrics collector attached beside without it.
     Telemetry(telemetry::Args),
+    /// The offline voice stages (VAD, STT, TTS), voice-to-voice latency, and the frame
+    /// pipeline against Pipecat, if installed.
+    Voice(voice::Args),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Bench::Sse(args) => sse::run(args),
         Bench::Store(args) => store::run(args),
         Bench::Telemetry(args) => telemetry::run(args),
+        Bench::Voice(args) => voice::run(args),
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");

@@ -70,6 +70,9 @@ enum Command {
     StoreWriter(cmd::store_writer::Args),
     /// Show live events from every process publishing to NATS.
     Tail(cmd::tail::Args),
+    /// One spoken exchange, offline: a WAV question in, a spoken answer out.
+    #[cfg(feature = "voice")]
+    Voice(cmd::voice::Args),
 }
 
 /// Prints an error for a person: URL passwords masked, terminal control removed (server
@@ -126,6 +129,8 @@ fn main() -> std::process::ExitCode {
         Command::Config(args) => cmd::config::run(args, &loaded),
         Command::StoreWriter(args) => cmd::store_writer::run(args),
         Command::Tail(args) => cmd::tail::run(args),
+        #[cfg(feature = "voice")]
+        Command::Voice(args) => cmd::voice::run(args),
     };
     match result {
         Ok(code) => code,

@@ -17,6 +17,8 @@ pub mod store_args;
 pub mod store_writer;
 pub mod tail;
 pub mod telemetry_args;
+#[cfg(feature = "voice")]
+pub mod voice;
 
 /// Logs go to stderr through `tracing`, filtered by `RUST_LOG` (default: warnings), with
 /// the password of every URL in them masked.

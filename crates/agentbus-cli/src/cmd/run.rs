@@ -215,13 +215,13 @@ async fn run_agent(args: Args) -> anyhow::Result<ExitCode> {
 ///
 /// The first failed write stops the output; when the reader went away (`| head`) it also
 /// cancels the run, and `main` ends quietly.
-struct JsonlWriter {
+pub(crate) struct JsonlWriter {
     out: Arc<Mutex<std::io::BufWriter<std::io::Stdout>>>,
     failed: Arc<Mutex<Option<anyhow::Error>>>,
 }
 
 impl JsonlWriter {
-    fn attach(
+    pub(crate) fn attach(
         bus: &EventManager,
         cancel: agentbus_agent::CancellationToken,
     ) -> anyhow::Result<Self> {
@@ -264,7 +264,7 @@ impl JsonlWriter {
         Ok(Self { out, failed })
     }
 
-    fn finish(self) -> anyhow::Result<()> {
+    pub(crate) fn finish(self) -> anyhow::Result<()> {
         if let Some(error) = self
             .failed
             .lock()
@@ -403,7 +403,7 @@ fn shorten(text: &str) -> String {
 
 /// The file tools' sandbox: the working directory, without the store's files when the
 /// store is an SQLite file (earlier sessions must not go to the provider).
-fn file_sandbox(
+pub(crate) fn file_sandbox(
     root: &std::path::Path,
     store: &super::store_args::StoreArgs,
 ) -> anyhow::Result<Sandbox> {
