@@ -61,7 +61,8 @@ impl ApiKey {
             .map(|k| Self(k.trim().to_owned()))
     }
 
-    fn expose(&self) -> &str {
+    /// The key itself, to put in a request header. Never log or format it.
+    pub fn expose(&self) -> &str {
         &self.0
     }
 }

@@ -24,6 +24,7 @@ pub mod audio;
 pub mod clock;
 pub mod error;
 pub mod models;
+mod net;
 pub mod publish;
 pub mod realtime;
 pub mod resample;

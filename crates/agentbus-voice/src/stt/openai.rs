@@ -5,14 +5,21 @@
 //! The multipart body (one file part, a few text parts) is written here rather than with
 //! reqwest's `multipart` feature, which would rebuild reqwest for the whole workspace.
 
+use agentbus_llm::ApiKey;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 
 use super::{Stt, Transcript};
 use crate::audio::{AudioFrame, SPEECH_RATE};
 use crate::error::{Result, VoiceError};
+use crate::net::{failed_response, read_bounded};
 use crate::resample::resample;
 use crate::wav::encode_wav;
+
+/// The engine's name in events and errors.
+const ENGINE: &str = "openai-stt";
+/// The largest transcription reply read (a transcript of a turn is a few KB).
+const REPLY_LIMIT: usize = 1 << 20;
 
 /// Speech to text over the OpenAI audio API.
 #[derive(Clone, Debug)]
@@ -20,7 +27,7 @@ pub struct OpenAiStt {
     client: reqwest::Client,
     base_url: String,
     model: String,
-    api_key: Option<String>,
+    api_key: Option<ApiKey>,
     language: Option<String>,
     audio: Vec<i16>,
 }
@@ -39,10 +46,10 @@ impl OpenAiStt {
     pub fn new(
         base_url: impl Into<String>,
         model: impl Into<String>,
-        api_key: Option<String>,
+        api_key: Option<ApiKey>,
     ) -> Self {
         Self {
-            client: reqwest::Client::new(),
+            client: crate::net::client(),
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             model: model.into(),
             api_key,
@@ -58,11 +65,7 @@ impl OpenAiStt {
     }
 
     fn remote(&self, reason: impl Into<String>, recoverable: bool) -> VoiceError {
-        VoiceError::Remote {
-            engine: "openai-stt".into(),
-            reason: reason.into(),
-            recoverable,
-        }
+        crate::net::remote_error(ENGINE, self.api_key.as_ref(), reason, recoverable)
     }
 
     fn body(&self, wav: &[u8], boundary: &str) -> Vec<u8> {
@@ -108,24 +111,23 @@ impl OpenAiStt {
             )
             .body(self.body(&wav, &boundary));
         if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
+            request = request.bearer_auth(key.expose());
         }
         let response = request
             .send()
             .await
             .map_err(|error| self.remote(format!("request failed: {error}"), true))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
+        if !response.status().is_success() {
+            return Err(failed_response(ENGINE, self.api_key.as_ref(), response).await);
+        }
+        let (bytes, cut) = read_bounded(response, REPLY_LIMIT)
             .await
             .map_err(|error| self.remote(format!("reading the reply: {error}"), true))?;
-        if !status.is_success() {
-            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
-            let recoverable = status.as_u16() == 429 || status.is_server_error();
-            return Err(self.remote(format!("HTTP {status}: {message}"), recoverable));
+        if cut {
+            return Err(self.remote(
+                format!("the reply is larger than {REPLY_LIMIT} bytes"),
+                false,
+            ));
         }
         let reply: TranscriptionReply = serde_json::from_slice(&bytes)
             .map_err(|error| self.remote(format!("an unexpected reply ({error})"), false))?;

@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
+use agentbus_llm::ApiKey;
 use futures::stream::{BoxStream, StreamExt};
 
 use crate::audio::AudioFrame;
-use crate::error::{Result, VoiceError};
+use crate::error::Result;
+use crate::net::{failed_response, remote_error};
 use crate::tts::Tts;
 
 /// The rate of OpenAI's `pcm` speech format.
@@ -20,7 +22,7 @@ pub struct OpenAiTts {
     base_url: String,
     model: String,
     voice: String,
-    api_key: Option<String>,
+    api_key: Option<ApiKey>,
 }
 
 impl OpenAiTts {
@@ -30,10 +32,10 @@ impl OpenAiTts {
         base_url: impl Into<String>,
         model: impl Into<String>,
         voice: impl Into<String>,
-        api_key: Option<String>,
+        api_key: Option<ApiKey>,
     ) -> Self {
         Self {
-            client: reqwest::Client::new(),
+            client: crate::net::client(),
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             model: model.into(),
             voice: voice.into(),
@@ -42,17 +44,12 @@ impl OpenAiTts {
     }
 }
 
-fn remote(reason: impl Into<String>, recoverable: bool) -> VoiceError {
-    VoiceError::Remote {
-        engine: "openai-tts".into(),
-        reason: reason.into(),
-        recoverable,
-    }
-}
+/// The engine's name in events and errors.
+const ENGINE: &str = "openai-tts";
 
 impl Tts for OpenAiTts {
     fn name(&self) -> &str {
-        "openai-tts"
+        ENGINE
     }
 
     fn voice(&self) -> Option<String> {
@@ -78,60 +75,65 @@ impl Tts for OpenAiTts {
                 .to_string(),
             );
         if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
+            request = request.bearer_auth(key.expose());
         }
-        let started = async move {
-            let response = request
-                .send()
-                .await
-                .map_err(|error| remote(format!("request failed: {error}"), true))?;
-            let status = response.status();
-            if !status.is_success() {
-                let body = response.text().await.unwrap_or_default();
-                let message = serde_json::from_str::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                    .unwrap_or_else(|| body.chars().take(200).collect());
-                let recoverable = status.as_u16() == 429 || status.is_server_error();
-                return Err(remote(format!("HTTP {status}: {message}"), recoverable));
+        let key = self.api_key.clone();
+        let remote = move |reason: String| remote_error(ENGINE, key.as_ref(), reason, true);
+        let started = {
+            let (key, remote) = (self.api_key.clone(), remote.clone());
+            async move {
+                let response = request
+                    .send()
+                    .await
+                    .map_err(|error| remote(format!("request failed: {error}")))?;
+                if !response.status().is_success() {
+                    return Err(failed_response(ENGINE, key.as_ref(), response).await);
+                }
+                Ok(response.bytes_stream())
             }
-            Ok(response.bytes_stream())
         };
         futures::stream::once(started)
-            .flat_map(|started| match started {
+            .flat_map(move |started| match started {
                 Err(error) => futures::stream::iter([Err(error)]).boxed(),
                 Ok(body) => {
                     let state = (body.boxed(), None::<u8>, Duration::ZERO, false);
-                    futures::stream::unfold(state, |(mut body, mut carry, at, done)| async move {
-                        if done {
-                            return None;
-                        }
-                        loop {
-                            match body.next().await {
-                                Some(Ok(bytes)) => {
-                                    let mut data = Vec::with_capacity(bytes.len() + 1);
-                                    data.extend(carry.take());
-                                    data.extend_from_slice(&bytes);
-                                    if data.len() % 2 == 1 {
-                                        carry = data.pop();
+                    let remote = remote.clone();
+                    futures::stream::unfold(state, move |(mut body, mut carry, at, done)| {
+                        let remote = remote.clone();
+                        async move {
+                            if done {
+                                return None;
+                            }
+                            loop {
+                                match body.next().await {
+                                    Some(Ok(bytes)) => {
+                                        let mut data = Vec::with_capacity(bytes.len() + 1);
+                                        data.extend(carry.take());
+                                        data.extend_from_slice(&bytes);
+                                        if !data.len().is_multiple_of(2) {
+                                            carry = data.pop();
+                                        }
+                                        if data.is_empty() {
+                                            continue;
+                                        }
+                                        let frame = AudioFrame::new(
+                                            data.chunks_exact(2)
+                                                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                                                .collect(),
+                                            OPENAI_PCM_RATE,
+                                            1,
+                                            at,
+                                        );
+                                        let next = frame.end();
+                                        return Some((Ok(frame), (body, carry, next, false)));
                                     }
-                                    if data.is_empty() {
-                                        continue;
+                                    Some(Err(error)) => {
+                                        let error =
+                                            remote(format!("the audio stream broke off: {error}"));
+                                        return Some((Err(error), (body, carry, at, true)));
                                     }
-                                    let frame =
-                                        AudioFrame::from_le_bytes(&data, OPENAI_PCM_RATE, 1, at)
-                                            .expect("an even number of bytes");
-                                    let next = frame.end();
-                                    return Some((Ok(frame), (body, carry, next, false)));
+                                    None => return None,
                                 }
-                                Some(Err(error)) => {
-                                    let error = remote(
-                                        format!("the audio stream broke off: {error}"),
-                                        true,
-                                    );
-                                    return Some((Err(error), (body, carry, at, true)));
-                                }
-                                None => return None,
                             }
                         }
                     })
