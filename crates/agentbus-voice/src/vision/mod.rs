@@ -2,6 +2,17 @@
 //! with [`InstrumentedVlm`] (`plugin.vlm_inference_start` / `_completed` / `plugin.vlm_error`),
 //! and the [`VideoProcessor`] trait (a frame in, detections out) with
 //! [`InstrumentedVideoProcessor`] (`plugin.video_processor.detection`).
+//!
+//! Engines: [`OpenAiVlm`] (any OpenAI-compatible server with image input) and
+//! [`MotionDetector`] (frame differencing, no model). Frames come from [`frames`]: a
+//! directory of images or a video file.
+
+pub mod frames;
+mod motion;
+mod openai;
+
+pub use motion::{MotionConfig, MotionDetector};
+pub use openai::OpenAiVlm;
 
 use std::time::Duration;
 
