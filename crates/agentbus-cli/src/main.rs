@@ -73,6 +73,9 @@ enum Command {
     /// One spoken exchange, offline: a WAV question in, a spoken answer out.
     #[cfg(feature = "voice")]
     Voice(cmd::voice::Args),
+    /// Motion detection on frames or a video, and a question to a vision model about them.
+    #[cfg(feature = "voice")]
+    Vision(cmd::vision::Args),
 }
 
 /// Prints an error for a person: URL passwords masked, terminal control removed (server
@@ -131,6 +134,8 @@ fn main() -> std::process::ExitCode {
         Command::Tail(args) => cmd::tail::run(args),
         #[cfg(feature = "voice")]
         Command::Voice(args) => cmd::voice::run(args),
+        #[cfg(feature = "voice")]
+        Command::Vision(args) => cmd::vision::run(args),
     };
     match result {
         Ok(code) => code,

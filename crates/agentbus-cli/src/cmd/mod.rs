@@ -18,6 +18,8 @@ pub mod store_writer;
 pub mod tail;
 pub mod telemetry_args;
 #[cfg(feature = "voice")]
+pub mod vision;
+#[cfg(feature = "voice")]
 pub mod voice;
 
 /// Logs go to stderr through `tracing`, filtered by `RUST_LOG` (default: warnings), with
