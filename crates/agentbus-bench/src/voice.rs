@@ -64,6 +64,19 @@ pub struct Args {
     /// Voice-to-voice runs (medians reported).
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
+    /// Frames sent in a burst through the frame pipeline (and Pipecat's).
+    #[arg(long, default_value_t = 100_000)]
+    pub frames: usize,
+    /// Frames sent one per millisecond for the per-frame latency.
+    #[arg(long, default_value_t = 3_000)]
+    pub paced_frames: usize,
+    /// Python with `pipecat-ai` installed (3.12 or later), for the frame pipeline's
+    /// baseline; skipped when it cannot import pipecat.
+    #[arg(long, default_value = "python3")]
+    pub python: std::path::PathBuf,
+    /// Run this copy of `bench/pipecat_frames.py` instead of the built-in one.
+    #[arg(long, value_name = "PY")]
+    pub pipecat_script: Option<std::path::PathBuf>,
 }
 
 /// Who answers in the voice-to-voice measurement.
@@ -159,6 +172,120 @@ fn transcribe_all(
         "word_error_rate": errors / words as f64,
         "transcripts": transcripts,
     }))
+}
+
+/// The Pipecat baseline script, built in so the benchmark runs from any directory.
+const PIPECAT_SCRIPT: &str = include_str!("../../../bench/pipecat_frames.py");
+/// Pass-through stages in the frame-pipeline comparison.
+const FRAME_STAGES: usize = 5;
+
+/// 20 ms of 16 kHz mono audio.
+fn audio_frame(i: usize) -> AudioFrame {
+    AudioFrame::new(
+        vec![(i % 7) as i16; 320],
+        16_000,
+        1,
+        std::time::Duration::from_millis(20) * (i as u32),
+    )
+}
+
+/// The voice pipeline's input path with `stages` pass-through processors: frames arrive on
+/// a bounded channel (the transport), run through the chain inline in one task (as
+/// `VoicePipeline::on_frame` runs them) and leave on another bounded channel (the output).
+/// Returns the burst's frames per second and the paced run's per-frame latencies in µs.
+async fn frame_pipeline(stages: usize, burst: usize, paced: usize) -> (f64, Vec<f64>) {
+    use agentbus_voice::processor::{PassThrough, ProcessorChain};
+    use tokio::sync::mpsc;
+
+    async fn run(
+        stages: usize,
+        count: usize,
+        pace: Option<std::time::Duration>,
+    ) -> (std::time::Duration, Vec<f64>) {
+        let (in_tx, mut in_rx) = mpsc::channel::<(Instant, AudioFrame)>(64);
+        let (out_tx, mut out_rx) = mpsc::channel::<(Instant, AudioFrame)>(64);
+        let pipeline = tokio::spawn(async move {
+            let mut chain = ProcessorChain::new();
+            for _ in 0..stages {
+                chain.push(PassThrough);
+            }
+            while let Some((sent, frame)) = in_rx.recv().await {
+                if let Ok(Some(frame)) = chain.process(frame)
+                    && out_tx.send((sent, frame)).await.is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let sink = tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(count);
+            while let Some((sent, _)) = out_rx.recv().await {
+                latencies.push(sent.elapsed().as_secs_f64() * 1e6);
+            }
+            (Instant::now(), latencies)
+        });
+        let start = Instant::now();
+        let mut ticks = pace.map(|period| {
+            let mut interval = tokio::time::interval(period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
+        });
+        for i in 0..count {
+            if let Some(ticks) = ticks.as_mut() {
+                ticks.tick().await;
+            }
+            if in_tx.send((Instant::now(), audio_frame(i))).await.is_err() {
+                break;
+            }
+        }
+        drop(in_tx);
+        let _ = pipeline.await;
+        let (end, latencies) = sink.await.unwrap_or_else(|_| (Instant::now(), Vec::new()));
+        (end - start, latencies)
+    }
+    let (took, _) = run(stages, burst, None).await;
+    let (_, latencies) = run(stages, paced, Some(std::time::Duration::from_millis(1))).await;
+    (burst as f64 / took.as_secs_f64(), latencies)
+}
+
+/// Pipecat's figures for the same shape, or why there are none.
+fn pipecat(args: &Args) -> Value {
+    let import = std::process::Command::new(&args.python)
+        .args(["-c", "import pipecat"])
+        .output();
+    match import {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            let reason = String::from_utf8_lossy(&out.stderr);
+            let reason = reason.lines().last().unwrap_or("import failed").to_owned();
+            return json!({"available": false, "reason": reason});
+        }
+        Err(e) => {
+            return json!({"available": false, "reason": format!("{}: {e}", args.python.display())});
+        }
+    }
+    let out =
+        crate::python::peer_command(&args.python, args.pipecat_script.as_deref(), PIPECAT_SCRIPT)
+            .args(["--frames", &args.frames.min(20_000).to_string()])
+            .args(["--paced-frames", &args.paced_frames.to_string()])
+            .args(["--stages", &FRAME_STAGES.to_string()])
+            .output();
+    match out {
+        Ok(out) if out.status.success() => match serde_json::from_slice::<Value>(&out.stdout) {
+            Ok(mut v) => {
+                v["available"] = json!(true);
+                v
+            }
+            Err(e) => {
+                json!({"available": false, "reason": format!("script output is not JSON: {e}")})
+            }
+        },
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            json!({"available": false, "reason": stderr.lines().last().unwrap_or("failed").to_owned()})
+        }
+        Err(e) => json!({"available": false, "reason": format!("{}: {e}", args.python.display())}),
+    }
 }
 
 async fn measure(args: &Args, dir: &ModelDir) -> anyhow::Result<Value> {
@@ -281,6 +408,24 @@ async fn measure(args: &Args, dir: &ModelDir) -> anyhow::Result<Value> {
         );
     }
 
+    // The frame pipeline beside Pipecat's, both measured now.
+    let (frames_per_s, mut latencies) =
+        frame_pipeline(FRAME_STAGES, args.frames, args.paced_frames).await;
+    latencies.sort_by(f64::total_cmp);
+    // The same on a one-thread runtime: the hops between the tasks are no thread wake-ups.
+    let (burst, paced) = (args.frames, args.paced_frames);
+    let one_thread = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|runtime| runtime.block_on(frame_pipeline(FRAME_STAGES, burst, paced)))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the one-thread frame pipeline panicked"))??;
+    let (one_thread_per_s, mut one_thread_latencies) = one_thread;
+    one_thread_latencies.sort_by(f64::total_cmp);
+    let baseline = pipecat(args);
+
     let window_ms = 32.0;
     Ok(json!({
         "machine": "2 cores, shared with other sessions",
@@ -310,6 +455,20 @@ async fn measure(args: &Args, dir: &ModelDir) -> anyhow::Result<Value> {
             "ttfb_ms_p90": percentile(&mut ttfbs, 0.9),
             "real_time_factor_median": median(&mut tts_rtfs),
             "target_ttfb_ms": TARGET_TTS_TTFB_MS,
+        },
+        "frame_pipeline": {
+            "stages": FRAME_STAGES,
+            "frames": args.frames,
+            "frames_per_s": frames_per_s,
+            "paced_frames": args.paced_frames,
+            "latency_us_p50": percentile(&mut latencies.clone(), 0.5),
+            "latency_us_p99": percentile(&mut latencies, 0.99),
+            "one_thread": {
+                "frames_per_s": one_thread_per_s,
+                "latency_us_p50": percentile(&mut one_thread_latencies.clone(), 0.5),
+                "latency_us_p99": percentile(&mut one_thread_latencies, 0.99),
+            },
+            "pipecat": baseline,
         },
         "voice_to_voice": {
             "agent": format!("{:?}", args.agent).to_lowercase(),
@@ -373,6 +532,38 @@ fn print_table(r: &Value) {
         verdict(ttfb <= TARGET_TTS_TTFB_MS),
         TARGET_TTS_TTFB_MS,
         f(&tts["real_time_factor_median"])
+    );
+    let p = &r["frame_pipeline"];
+    let ours = f(&p["frames_per_s"]);
+    let peer = &p["pipecat"];
+    let beside = if peer["available"] == true {
+        let theirs = f(&peer["frames_per_s"]);
+        format!(
+            "; Pipecat {} (same shape, this run): {:.0} frames/s, p50/p99 {:.0}/{:.0} µs → {:.0}× its frames/s ({}: ≥ 100×)",
+            peer["version"].as_str().unwrap_or("?"),
+            theirs,
+            f(&peer["latency_us_p50"]),
+            f(&peer["latency_us_p99"]),
+            ours / theirs,
+            verdict(ours / theirs >= 100.0)
+        )
+    } else {
+        format!(
+            "; Pipecat not measured ({})",
+            peer["reason"].as_str().unwrap_or("unavailable")
+        )
+    };
+    let one = &p["one_thread"];
+    println!(
+        "FRAMES  {} pass-through stages, 20 ms 16 kHz frames: {:.0} frames/s in a burst, p50/p99 {:.1}/{:.1} µs paced at 1/ms (p99 {}: ≤ 100 µs); on a one-thread runtime {:.0} frames/s, p50/p99 {:.1}/{:.1} µs{beside}",
+        p["stages"],
+        ours,
+        f(&p["latency_us_p50"]),
+        f(&p["latency_us_p99"]),
+        verdict(f(&p["latency_us_p99"]) <= 100.0),
+        f(&one["frames_per_s"]),
+        f(&one["latency_us_p50"]),
+        f(&one["latency_us_p99"]),
     );
     let v = &r["voice_to_voice"];
     let median_ms = f(&v["median_ms"]);

@@ -6,6 +6,8 @@
 //!
 //! - [`audio`]: [`AudioFrame`] (PCM i16, rate, channels, timestamp); [`wav`] (hound) and
 //!   [`resample`] (rubato) at the edges.
+//! - [`processor`]: [`FrameProcessor`](processor::FrameProcessor) stages on the input path
+//!   (gain, noise suppression, ...), run inline by the pipeline.
 //! - [`vad`]: [`Vad`](vad::Vad) → [`InstrumentedVad`](vad::InstrumentedVad); engines
 //!   [`EnergyVad`](vad::EnergyVad), [`SileroVad`](vad::SileroVad).
 //! - [`turn`]: [`TurnDetector`](turn::TurnDetector) → events; the silence rule with a
@@ -40,4 +42,5 @@ pub use audio::{AudioFrame, SPEECH_RATE};
 pub use error::{Result, VoiceError};
 pub mod bench_data;
 pub mod pipeline;
+pub mod processor;
 pub mod sentences;

@@ -32,6 +32,7 @@ use tokio::task::JoinHandle;
 use crate::audio::AudioFrame;
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::Result;
+use crate::processor::ProcessorChain;
 use crate::publish::{Emitter, Epoch};
 use crate::sentences::SentenceSplitter;
 use crate::stt::{InstrumentedStt, Stt};
@@ -169,6 +170,7 @@ pub struct VoicePipeline {
     tts: Arc<dyn Tts>,
     agent: Agent,
     transport: InstrumentedTransport,
+    input: ProcessorChain,
     participant: Participant,
     pre_roll: VecDeque<AudioFrame>,
     in_turn: bool,
@@ -231,6 +233,7 @@ impl VoicePipeline {
             tts: stages.tts,
             agent: stages.agent,
             transport: InstrumentedTransport::new(transport, emitter.clone(), call_id),
+            input: ProcessorChain::new(),
             participant,
             config,
             emitter: emitter.renamed("voice-pipeline"),
@@ -246,6 +249,12 @@ impl VoicePipeline {
             speaking_until: Duration::ZERO,
             report: PipelineReport::default(),
         }
+    }
+
+    /// The same pipeline running `input` on every frame before voice activity detection.
+    pub fn with_input(mut self, input: ProcessorChain) -> Self {
+        self.input = input;
+        self
     }
 
     /// The current epoch.
@@ -274,9 +283,12 @@ impl VoicePipeline {
         meta
     }
 
-    /// Processes one input frame: VAD, turn detection, STT, and at the end of a turn
-    /// the start of the reply; speech over the agent interrupts it.
+    /// Processes one input frame: the input processors, VAD, turn detection, STT, and at
+    /// the end of a turn the start of the reply; speech over the agent interrupts it.
     pub async fn on_frame(&mut self, frame: AudioFrame) -> Result<()> {
+        let Some(frame) = self.input.process(frame)? else {
+            return Ok(());
+        };
         self.stream_now = frame.end();
         let activities = self.vad.detect(&frame).await?;
         let mut frame_taken = false;
