@@ -29,7 +29,7 @@
 //!   `event_bytes`); `queue_bytes_per_pending` is the rest (queue slots).
 
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
@@ -624,41 +624,17 @@ fn vision_agents(args: &Args) -> Value {
     if args.no_python {
         return json!({"available": false, "reason": "--no-python"});
     }
-    let import = Command::new(&args.python)
-        .args(["-c", "import vision_agents"])
-        .output();
-    match import {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => {
-            let reason = String::from_utf8_lossy(&out.stderr);
-            let reason = reason.lines().last().unwrap_or("import failed").to_owned();
-            return json!({"available": false, "reason": reason});
-        }
-        Err(e) => {
-            return json!({"available": false, "reason": format!("{}: {e}", args.python.display())});
-        }
+    if let Err(reason) = crate::python::can_import(&args.python, "vision_agents") {
+        return json!({"available": false, "reason": reason});
     }
-    let out = peer_command(&args.python, args.script.as_deref(), VISION_AGENTS_SCRIPT)
-        .args(["--events", &args.events.min(100_000).to_string()])
-        .args(["--paced-events", &args.paced_events.to_string()])
-        .args(["--pending", &args.pending.min(20_000).to_string()])
-        .args(["--reps", &args.reps.clamp(1, 3).to_string()])
-        .output();
-    match out {
-        Ok(out) if out.status.success() => match serde_json::from_slice::<Value>(&out.stdout) {
-            Ok(mut v) => {
-                v["available"] = json!(true);
-                v
-            }
-            Err(e) => {
-                json!({"available": false, "reason": format!("script output is not JSON: {e}")})
-            }
-        },
-        Ok(out) => {
-            json!({"available": false, "reason": String::from_utf8_lossy(&out.stderr).trim().to_owned()})
-        }
-        Err(e) => json!({"available": false, "reason": format!("{}: {e}", args.python.display())}),
-    }
+    crate::python::run_json(
+        &args.python,
+        peer_command(&args.python, args.script.as_deref(), VISION_AGENTS_SCRIPT)
+            .args(["--events", &args.events.min(100_000).to_string()])
+            .args(["--paced-events", &args.paced_events.to_string()])
+            .args(["--pending", &args.pending.min(20_000).to_string()])
+            .args(["--reps", &args.reps.clamp(1, 3).to_string()]),
+    )
 }
 
 /// Runs `agentbus bench bus`.

@@ -250,42 +250,16 @@ async fn frame_pipeline(stages: usize, burst: usize, paced: usize) -> (f64, Vec<
 
 /// Pipecat's figures for the same shape, or why there are none.
 fn pipecat(args: &Args) -> Value {
-    let import = std::process::Command::new(&args.python)
-        .args(["-c", "import pipecat"])
-        .output();
-    match import {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => {
-            let reason = String::from_utf8_lossy(&out.stderr);
-            let reason = reason.lines().last().unwrap_or("import failed").to_owned();
-            return json!({"available": false, "reason": reason});
-        }
-        Err(e) => {
-            return json!({"available": false, "reason": format!("{}: {e}", args.python.display())});
-        }
+    if let Err(reason) = crate::python::can_import(&args.python, "pipecat") {
+        return json!({"available": false, "reason": reason});
     }
-    let out =
+    crate::python::run_json(
+        &args.python,
         crate::python::peer_command(&args.python, args.pipecat_script.as_deref(), PIPECAT_SCRIPT)
             .args(["--frames", &args.frames.min(20_000).to_string()])
             .args(["--paced-frames", &args.paced_frames.to_string()])
-            .args(["--stages", &FRAME_STAGES.to_string()])
-            .output();
-    match out {
-        Ok(out) if out.status.success() => match serde_json::from_slice::<Value>(&out.stdout) {
-            Ok(mut v) => {
-                v["available"] = json!(true);
-                v
-            }
-            Err(e) => {
-                json!({"available": false, "reason": format!("script output is not JSON: {e}")})
-            }
-        },
-        Ok(out) => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            json!({"available": false, "reason": stderr.lines().last().unwrap_or("failed").to_owned()})
-        }
-        Err(e) => json!({"available": false, "reason": format!("{}: {e}", args.python.display())}),
-    }
+            .args(["--stages", &FRAME_STAGES.to_string()]),
+    )
 }
 
 async fn measure(args: &Args, dir: &ModelDir) -> anyhow::Result<Value> {
