@@ -177,23 +177,29 @@ impl<V: Vad> InstrumentedVad<V> {
     /// so no event of the old reply follows it). Engine errors are published here.
     pub async fn detect(&mut self, frame: &AudioFrame) -> Result<Vec<VadActivity>> {
         let rate = self.engine.sample_rate();
-        let mono = frame.to_mono();
-        let samples = if mono.sample_rate == rate {
-            mono.samples
+        // The common case, mono at the engine's rate, is appended without a copy of the
+        // frame (this runs on every input frame).
+        if frame.channels <= 1 && frame.sample_rate == rate {
+            self.buffer.extend_from_slice(&frame.samples);
         } else {
-            let resampler = match &mut self.resampler {
-                Some((from, resampler)) if *from == mono.sample_rate => resampler,
-                stale => {
-                    let fresh = StreamResampler::new(mono.sample_rate, rate)?;
-                    &mut stale.insert((mono.sample_rate, fresh)).1
-                }
+            let mono = frame.to_mono();
+            let samples = if mono.sample_rate == rate {
+                mono.samples
+            } else {
+                let resampler = match &mut self.resampler {
+                    Some((from, resampler)) if *from == mono.sample_rate => resampler,
+                    stale => {
+                        let fresh = StreamResampler::new(mono.sample_rate, rate)?;
+                        &mut stale.insert((mono.sample_rate, fresh)).1
+                    }
+                };
+                resampler.push(&mono.samples)?
             };
-            resampler.push(&mono.samples)?
-        };
+            self.buffer.extend_from_slice(&samples);
+        }
         if self.buffer_at.is_none() {
             self.buffer_at = Some(frame.timestamp);
         }
-        self.buffer.extend_from_slice(&samples);
         let window = self.engine.window();
         let window_len = Duration::from_secs_f64(window as f64 / f64::from(rate));
         let mut out = Vec::new();

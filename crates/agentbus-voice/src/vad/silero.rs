@@ -38,8 +38,9 @@ const HIDDEN: usize = 128;
 /// The weights are read with candle; the forward pass is plain Rust loops (checked against
 /// candle's tensor operations by a test). candle splits its products over every core, and
 /// for tensors this small the hand-offs cost more than the work: on 2 cores `bench voice`
-/// measured 354 µs a window with candle (136 µs with candle on one thread: but candle's
-/// thread count is process-wide, and Whisper needs both cores) and 249 µs with the loops.
+/// measured 354–532 µs a window with candle (136 µs with candle on one thread: but candle's
+/// thread count is process-wide, and Whisper needs both cores) and 220–367 µs with the
+/// loops, on a machine shared with other work.
 pub struct SileroVad {
     net: Net,
     context: Vec<f32>,
@@ -372,16 +373,23 @@ mod tests {
         }
     }
 
-    /// The loops give candle's probabilities on a second of tones and noise (the model
+    /// The loops give candle's probabilities on two seconds of tones and noise (the model
     /// file comes from `agentbus model pull silero-vad`, which CI runs first).
     #[test]
     fn the_loops_match_the_tensor_reference() {
-        let Ok(dir) = agentbus_local::ModelDir::from_env() else {
-            return;
-        };
+        let dir = agentbus_local::ModelDir::from_env().unwrap();
         let path = dir.model_path(&SILERO_VAD);
-        if !path.exists() {
-            eprintln!("skipped: run `agentbus model pull silero-vad`");
+        let probe = if path.exists() {
+            Ok(())
+        } else {
+            Err(format!("{} is missing", path.display()))
+        };
+        // Skipped with a note on a developer's machine; a failure in CI.
+        if !agentbus_test_support::services::available(
+            "the Silero VAD model",
+            probe,
+            "run `agentbus model pull silero-vad`",
+        ) {
             return;
         }
         let mut vad = SileroVad::load(&path).unwrap();
