@@ -9,6 +9,14 @@
 use crate::base::{ConnectionState, PcmData};
 use crate::{ErrorFields, define_event};
 
+/// `user_metadata` key of [`TTSSynthesisCompleteEvent`]: milliseconds from the start of
+/// synthesis to its first audio (the fields Vision Agents defines have no place for it).
+pub const TIME_TO_FIRST_BYTE_MS: &str = "time_to_first_byte_ms";
+
+/// `user_metadata` key of the first [`TTSAudioEvent`] of a reply: milliseconds from the
+/// end of the user's speech to this first reply audio (voice-to-voice latency).
+pub const VOICE_TO_VOICE_MS: &str = "voice_to_voice_ms";
+
 define_event! {
     /// A chunk of synthesised audio is ready.
     #[event(type = "plugin.tts_audio", domain = Tts, base = plugin)]

@@ -170,6 +170,16 @@ pub const TTS_CHARACTERS: InstrumentSpec =
     counter("tts.characters", "", "Characters synthesized by TTS");
 /// `tts.errors`.
 pub const TTS_ERRORS: InstrumentSpec = counter("tts.errors", "", "TTS errors");
+/// `tts.time_to_first_byte.ms` (agentbus: Vision Agents measures TTS only as a whole).
+pub const TTS_TIME_TO_FIRST_BYTE: InstrumentSpec = millis(
+    "tts.time_to_first_byte.ms",
+    "TTS time from the start of synthesis to its first audio",
+);
+/// `voice.voice_to_voice.ms` (agentbus): end of user speech to the first reply audio.
+pub const VOICE_TO_VOICE: InstrumentSpec = millis(
+    "voice.voice_to_voice.ms",
+    "Voice-to-voice latency: end of user speech to the first reply audio",
+);
 /// `turn.duration.ms`.
 pub const TURN_DURATION: InstrumentSpec = millis("turn.duration.ms", "Duration of detected turns");
 /// `turn.trailing_silence.ms`.
@@ -307,6 +317,8 @@ pub const ALL: &[InstrumentSpec] = &[
     TTS_AUDIO_DURATION,
     TTS_CHARACTERS,
     TTS_ERRORS,
+    TTS_TIME_TO_FIRST_BYTE,
+    VOICE_TO_VOICE,
     TURN_DURATION,
     TURN_TRAILING_SILENCE,
     REALTIME_SESSIONS,
@@ -388,6 +400,8 @@ pub struct Instruments {
     pub tts_audio_duration: Histogram<f64>,
     pub tts_characters: Counter<u64>,
     pub tts_errors: Counter<u64>,
+    pub tts_time_to_first_byte: Histogram<f64>,
+    pub voice_to_voice: Histogram<f64>,
     pub turn_duration: Histogram<f64>,
     pub turn_trailing_silence: Histogram<f64>,
     pub realtime_sessions: Counter<u64>,
@@ -467,6 +481,8 @@ impl Instruments {
             tts_audio_duration: hist_f64(meter, TTS_AUDIO_DURATION),
             tts_characters: count_u64(meter, TTS_CHARACTERS),
             tts_errors: count_u64(meter, TTS_ERRORS),
+            tts_time_to_first_byte: hist_f64(meter, TTS_TIME_TO_FIRST_BYTE),
+            voice_to_voice: hist_f64(meter, VOICE_TO_VOICE),
             turn_duration: hist_f64(meter, TURN_DURATION),
             turn_trailing_silence: hist_f64(meter, TURN_TRAILING_SILENCE),
             realtime_sessions: count_u64(meter, REALTIME_SESSIONS),

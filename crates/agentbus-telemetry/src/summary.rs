@@ -132,6 +132,12 @@ pub struct TtsSummary {
     pub audio_duration_ms: Option<f64>,
     /// Characters synthesised.
     pub characters: u64,
+    /// Start of synthesis to its first audio, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_first_byte_ms: Option<LatencyStats>,
+    /// End of user speech to the first reply audio, ms (one per spoken reply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_to_voice_ms: Option<LatencyStats>,
 }
 
 /// Turn detection.
@@ -231,6 +237,8 @@ pub(crate) struct SummaryState {
     pub tts_latency: Samples,
     pub tts_audio_ms: Option<f64>,
     pub tts_characters: u64,
+    pub tts_ttfb: Samples,
+    pub voice_to_voice: Samples,
     pub turns: u64,
     pub turn_duration: Samples,
     pub turn_silence: Samples,
@@ -318,6 +326,8 @@ impl SummaryState {
                 latency_ms: self.tts_latency.stats(),
                 audio_duration_ms: self.tts_audio_ms,
                 characters: self.tts_characters,
+                time_to_first_byte_ms: self.tts_ttfb.stats(),
+                voice_to_voice_ms: self.voice_to_voice.stats(),
             },
             turns: TurnSummary {
                 turns: self.turns,
@@ -448,6 +458,20 @@ impl fmt::Display for MetricsSummary {
                 s.characters,
                 Stat(&s.latency_ms)
             )?;
+            if s.time_to_first_byte_ms.is_some() {
+                writeln!(
+                    f,
+                    "          first byte ms {}",
+                    Stat(&s.time_to_first_byte_ms)
+                )?;
+            }
+            if s.voice_to_voice_ms.is_some() {
+                writeln!(
+                    f,
+                    "          voice-to-voice ms {}",
+                    Stat(&s.voice_to_voice_ms)
+                )?;
+            }
         }
         if self.turns.turns > 0 {
             writeln!(

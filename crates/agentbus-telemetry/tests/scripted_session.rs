@@ -437,3 +437,59 @@ async fn direct_recording_equals_recording_through_the_bus() {
     }
     assert_eq!(direct.summary(), s.collector.summary());
 }
+
+/// The voice pipeline's first reply audio carries voice-to-voice latency, and each
+/// synthesis its time to first byte, in `user_metadata`; the other audio chunks record
+/// (and count) nothing.
+#[tokio::test]
+async fn voice_latencies_come_from_the_tts_events_metadata() {
+    use agentbus_events::tts::{
+        TIME_TO_FIRST_BYTE_MS, TTSAudioEvent, TTSSynthesisCompleteEvent, VOICE_TO_VOICE_MS,
+    };
+    let s = setup();
+    let with = |key: &str, ms: f64| agentbus_events::EventMeta {
+        user_metadata: Some(Box::new(serde_json::json!({ "epoch": 0, key: ms }))),
+        ..agentbus_events::EventMeta::for_session("voice-1")
+    };
+    let espeak = || PluginInfo::named("espeak-ng");
+    let mut events: Vec<Box<dyn DynEvent>> = vec![Box::new(TTSAudioEvent {
+        meta: with(VOICE_TO_VOICE_MS, 1234.0),
+        plugin: espeak(),
+        ..Default::default()
+    })];
+    for _ in 0..5 {
+        events.push(Box::new(TTSAudioEvent {
+            meta: agentbus_events::EventMeta::for_session("voice-1"),
+            plugin: espeak(),
+            ..Default::default()
+        }));
+    }
+    events.push(Box::new(TTSSynthesisCompleteEvent {
+        meta: with(TIME_TO_FIRST_BYTE_MS, 14.0),
+        plugin: espeak(),
+        synthesis_time_ms: 40.0,
+        ..Default::default()
+    }));
+    send_all(&s.bus, events).await;
+
+    let m = s.reader.snapshot().unwrap();
+    let tts = [("provider", "espeak-ng")];
+    buckets(hist(&m, "voice.voice_to_voice.ms", &tts), &[(2500.0, 1)]);
+    assert!(close(
+        sum(hist(&m, "voice.voice_to_voice.ms", &tts)),
+        1234.0
+    ));
+    buckets(hist(&m, "tts.time_to_first_byte.ms", &tts), &[(25.0, 1)]);
+    let summary = s.collector.summary();
+    assert_eq!(
+        summary.events, 2,
+        "audio chunks without a measurement are not counted"
+    );
+    assert_eq!(summary.tts.voice_to_voice_ms.as_ref().unwrap().p50, 1234.0);
+    assert_eq!(
+        summary.tts.time_to_first_byte_ms.as_ref().unwrap().p50,
+        14.0
+    );
+    let text = summary.to_string();
+    assert!(text.contains("voice-to-voice ms"), "{text}");
+}

@@ -8,6 +8,9 @@
 //! ## Sources
 //! - Vision Agents events: LLM response completed / error, tool end, STT, TTS, turn,
 //!   VLM, video processor and realtime events — as Vision Agents' collector records them.
+//! - The voice pipeline's measurements Vision Agents has no field for, from the
+//!   `user_metadata` of its TTS events: time to first byte (`plugin.tts_synthesis_complete`)
+//!   and voice-to-voice latency (the first `plugin.tts_audio` of a reply).
 //! - The ReAct loop's events: `react.llm_call_end` / `react.llm_call_error` are LLM calls
 //!   (the agent loop does not emit Vision Agents' LLM events, so these are its only LLM
 //!   record); `react.react_start` / `react.react_end` are agent runs. Tool calls are
@@ -33,7 +36,7 @@ use agentbus_events::realtime::{
 };
 use agentbus_events::stt::{STTErrorEvent, STTTranscriptEvent};
 use agentbus_events::tool::ToolEndEvent;
-use agentbus_events::tts::{TTSErrorEvent, TTSSynthesisCompleteEvent};
+use agentbus_events::tts::{TTSAudioEvent, TTSErrorEvent, TTSSynthesisCompleteEvent};
 use agentbus_events::turn::TurnEndedEvent;
 use agentbus_events::video::VideoProcessorDetectionEvent;
 use agentbus_events::vlm::{VLMErrorEvent, VLMInferenceCompletedEvent};
@@ -163,6 +166,8 @@ agentbus::event_union! {
         TtsSynthesisComplete(TTSSynthesisCompleteEvent),
         /// `plugin.tts_error`.
         TtsError(TTSErrorEvent),
+        /// `plugin.tts_audio` (only the first chunk of a reply carries a measurement).
+        TtsAudio(TTSAudioEvent),
         /// `plugin.turn_detection.turn_ended`.
         TurnEnded(TurnEndedEvent),
         /// `plugin.realtime_connected`.
@@ -218,6 +223,7 @@ macro_rules! each_source {
             SttError(STTErrorEvent) => stt_error,
             TtsSynthesisComplete(TTSSynthesisCompleteEvent) => tts_complete,
             TtsError(TTSErrorEvent) => tts_error,
+            TtsAudio(TTSAudioEvent) => tts_audio,
             TurnEnded(TurnEndedEvent) => turn_ended,
             RealtimeConnected(RealtimeConnectedEvent) => realtime_connected,
             RealtimeDisconnected(RealtimeDisconnectedEvent) => realtime_disconnected,
@@ -315,6 +321,12 @@ impl MetricsCollector {
 
     /// Records one event; events of other types are ignored.
     pub fn record(&self, event: &dyn DynEvent) {
+        if event
+            .downcast_ref::<TTSAudioEvent>()
+            .is_some_and(speech::measures_nothing)
+        {
+            return;
+        }
         macro_rules! dispatch {
             ($($variant:ident($ty:ty) => $method:ident,)*) => {
                 $(
@@ -329,6 +341,11 @@ impl MetricsCollector {
 
     /// Records one event delivered by a union subscription.
     pub fn record_recorded(&self, event: &RecordedEvent) {
+        if let RecordedEvent::TtsAudio(audio) = event
+            && speech::measures_nothing(audio)
+        {
+            return;
+        }
         macro_rules! dispatch {
             ($($variant:ident($ty:ty) => $method:ident,)*) => {
                 match event {

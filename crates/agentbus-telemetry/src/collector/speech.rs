@@ -1,6 +1,25 @@
 //! Speech: STT transcripts and errors, TTS syntheses and errors, turns.
 
+use agentbus_events::EventMeta;
+use agentbus_events::tts::{TIME_TO_FIRST_BYTE_MS, VOICE_TO_VOICE_MS};
+
 use super::*;
+
+/// Whether an audio chunk carries no measurement: every chunk of a reply but the first.
+/// Such chunks are neither recorded nor counted as recorded events.
+pub(super) fn measures_nothing(audio: &TTSAudioEvent) -> bool {
+    metadata_ms(&audio.meta, VOICE_TO_VOICE_MS).is_none()
+}
+
+/// A non-negative number of milliseconds stored under `key` in the event's
+/// `user_metadata`.
+fn metadata_ms(meta: &EventMeta, key: &str) -> Option<f64> {
+    meta.user_metadata
+        .as_deref()
+        .and_then(|m| m.get(key))
+        .and_then(serde_json::Value::as_f64)
+        .filter(|v| v.is_finite() && *v >= 0.0)
+}
 
 impl State {
     // ---- STT, TTS, turns ----------------------------------------------------------
@@ -45,7 +64,11 @@ impl State {
 
     pub(super) fn tts_complete(&mut self, i: Option<&Instruments>, e: &TTSSynthesisCompleteEvent) {
         let characters = e.text.as_deref().map(|t| t.chars().count() as u64);
+        let ttfb = metadata_ms(&e.meta, TIME_TO_FIRST_BYTE_MS);
         let s = &mut self.summary;
+        if let Some(v) = ttfb {
+            s.tts_ttfb.record(v);
+        }
         s.tts_syntheses += 1;
         s.tts_latency.record(e.synthesis_time_ms);
         if let Some(v) = e.audio_duration_ms {
@@ -61,6 +84,21 @@ impl State {
         if let Some(n) = characters.filter(|n| *n > 0) {
             i.tts_characters.add(n, a);
         }
+        if let Some(v) = ttfb {
+            i.tts_time_to_first_byte.record(v, a);
+        }
+    }
+
+    /// The first audio of a reply, which carries voice-to-voice latency (the collector
+    /// skips the others: [`measures_nothing`]).
+    pub(super) fn tts_audio(&mut self, i: Option<&Instruments>, e: &TTSAudioEvent) {
+        let Some(v) = metadata_ms(&e.meta, VOICE_TO_VOICE_MS) else {
+            return;
+        };
+        self.summary.voice_to_voice.record(v);
+        let Some(i) = i else { return };
+        let a = self.simple(Set::Tts, plugin(&e.plugin), None, None);
+        i.voice_to_voice.record(v, a);
     }
 
     pub(super) fn tts_error(&mut self, i: Option<&Instruments>, e: &TTSErrorEvent) {

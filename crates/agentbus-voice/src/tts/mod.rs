@@ -177,7 +177,7 @@ impl InstrumentedTts {
                     state.audio += frame.duration();
                     let meta = match state.speech_ended.take() {
                         Some(ended) if state.chunks == 0 => state.emitter.meta_with([(
-                            "voice_to_voice_ms",
+                            agentbus_events::tts::VOICE_TO_VOICE_MS,
                             millis(now.saturating_sub(ended)).into(),
                         )]),
                         _ => state.emitter.meta(),
@@ -224,9 +224,10 @@ impl InstrumentedTts {
                         chunks: state.chunks,
                     };
                     let meta = match report.time_to_first_byte {
-                        Some(ttfb) => state
-                            .emitter
-                            .meta_with([("time_to_first_byte_ms", millis(ttfb).into())]),
+                        Some(ttfb) => state.emitter.meta_with([(
+                            agentbus_events::tts::TIME_TO_FIRST_BYTE_MS,
+                            millis(ttfb).into(),
+                        )]),
                         None => state.emitter.meta(),
                     };
                     state
