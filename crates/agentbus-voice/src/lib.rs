@@ -37,6 +37,7 @@ pub mod turn;
 pub mod vad;
 pub mod vision;
 pub mod wav;
+mod ws;
 
 pub use audio::{AudioFrame, SPEECH_RATE};
 pub use error::{Result, VoiceError};

@@ -1,6 +1,9 @@
 //! Speech-to-speech sessions: the [`Realtime`] trait (audio in, audio, text and
 //! transcripts out, over one connection) and [`InstrumentedRealtime`], which turns what
-//! the session reports into the `plugin.realtime_*` catalogue events.
+//! the session reports into the `plugin.realtime_*` catalogue events; the engine
+//! [`OpenAiRealtime`](openai::OpenAiRealtime) (the OpenAI Realtime WebSocket API).
+
+pub mod openai;
 
 use agentbus_events::realtime::{
     RealtimeAgentSpeechTranscriptionEvent, RealtimeAudioInputEvent, RealtimeAudioOutputDoneEvent,

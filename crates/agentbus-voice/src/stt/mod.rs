@@ -3,10 +3,12 @@
 //! `plugin.stt_partial_transcript`, `plugin.stt_transcript` (with confidence, language,
 //! processing time), connection events for network engines, and `plugin.stt_error`.
 //!
-//! Engines: [`WhisperStt`] (Whisper tiny.en on candle, offline) and [`OpenAiStt`]
-//! (`POST /v1/audio/transcriptions`).
+//! Engines: [`WhisperStt`] (Whisper tiny.en on candle, offline), [`OpenAiStt`]
+//! (`POST /v1/audio/transcriptions`) and [`DeepgramStt`] (Deepgram's live WebSocket API,
+//! with partial transcripts as the user speaks).
 
 pub mod ct2;
+mod deepgram;
 pub mod mel;
 mod openai;
 mod whisper;
@@ -18,6 +20,7 @@ use agentbus_events::stt::{
     STTConnectedEvent, STTConnectionEvent, STTDisconnectedEvent, STTErrorEvent,
     STTPartialTranscriptEvent, STTTranscriptEvent,
 };
+pub use deepgram::DeepgramStt;
 use futures::future::BoxFuture;
 pub use openai::OpenAiStt;
 pub use whisper::{WHISPER_TINY_EN, WhisperModelFiles, WhisperStt};
@@ -41,7 +44,7 @@ pub struct Transcript {
 /// A speech-to-text engine. One utterance at a time: [`push`](Stt::push) its audio as it
 /// arrives (the engine may answer with partial transcripts), then
 /// [`finish`](Stt::finish) for the final one; the engine is then ready for the next.
-pub trait Stt: Send {
+pub trait Stt: Send + Sync {
     /// The engine's name (the events' `plugin_name`).
     fn name(&self) -> &str;
     /// The model, when there is one.

@@ -21,7 +21,7 @@ use crate::publish::{Emitter, error_fields};
 use crate::resample::StreamResampler;
 
 /// A voice activity detector: the probability that a window of mono audio holds speech.
-pub trait Vad: Send {
+pub trait Vad: Send + Sync {
     /// The engine's name (the events' `plugin_name`).
     fn name(&self) -> &str;
     /// The sample rate the engine takes.
