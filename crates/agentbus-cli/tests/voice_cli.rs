@@ -208,3 +208,78 @@ fn bad_input_files_are_clear_errors() {
         assert!(!dir.join("out.wav").exists(), "{file}");
     }
 }
+
+/// `--stt openai --tts openai`: the turn is uploaded to the transcription endpoint and
+/// each reply sentence fetched from the speech endpoint of `--audio-base-url`, with the
+/// key from the environment; the reply audio the server streamed is in the output WAV.
+#[test]
+fn network_speech_engines_are_picked_by_flag() {
+    use agentbus_test_support::{FakeServer, Reply};
+    const KEY: &str = "sk-voice-cli-0123456789";
+    let work = tempfile::tempdir().unwrap();
+    espeak(
+        "Hello. What is the capital of France?",
+        &work.path().join("q.wav"),
+    );
+    // 0.2 s of a tone at the API's 24 kHz, as raw PCM.
+    let pcm: Vec<u8> = (0..4_800)
+        .flat_map(|i| ((((i as f32) * 0.05).sin() * 8_000.0) as i16).to_le_bytes())
+        .collect();
+    let server = FakeServer::builder(vec![
+        Reply::status(200, r#"{"text":"What is the capital of France?"}"#),
+        Reply::body(200, "application/octet-stream", pcm),
+    ])
+    .repeat_last()
+    .start_blocking();
+    let out = Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args([
+            "voice",
+            "--input",
+            "q.wav",
+            "--output",
+            "reply.wav",
+            "--stt",
+            "openai",
+            "--tts",
+            "openai",
+            "--audio-base-url",
+            &server.base_url,
+            "--audio-key-env",
+            "AGENTBUS_TEST_AUDIO_KEY",
+            "--events",
+            "jsonl",
+            "--no-store",
+        ])
+        .current_dir(work.path())
+        .env_remove("AGENTBUS_PROVIDER")
+        .env("AGENTBUS_TEST_AUDIO_KEY", KEY)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let requests = server.requests();
+    assert!(requests.len() >= 2, "{} requests", requests.len());
+    assert_eq!(requests[0].path(), "/v1/audio/transcriptions");
+    assert!(
+        requests[0]
+            .head
+            .to_lowercase()
+            .contains(&format!("authorization: bearer {}", KEY.to_lowercase())),
+        "{}",
+        requests[0].head
+    );
+    for speech in &requests[1..] {
+        assert_eq!(speech.path(), "/v1/audio/speech");
+        assert_eq!(speech.body["model"], "gpt-4o-mini-tts");
+        assert_eq!(speech.body["voice"], "alloy");
+    }
+    let events = text(&out.stdout);
+    assert!(events.contains(r#""type":"agent.user_transcript""#));
+    assert!(!events.contains(KEY) && !text(&out.stderr).contains(KEY));
+    let reply = hound::WavReader::open(work.path().join("reply.wav")).unwrap();
+    assert_eq!(reply.spec().sample_rate, 24_000);
+    assert!(
+        reply.duration() >= 4_800,
+        "the streamed audio is in the reply"
+    );
+}

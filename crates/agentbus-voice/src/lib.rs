@@ -18,11 +18,17 @@
 //! - [`transport`]: [`Transport`](transport::Transport) → edge events;
 //!   [`WavFileTransport`](transport::WavFileTransport).
 //! - [`realtime`], [`vision`]: the speech-to-speech and video stage traits and wrappers.
+//! - [`call`]: the call-session events (`call.*`, `agent.joined_call`/`left_call`) of an
+//!   edge that hosts its calls; `browser` (feature `browser`): the page, its WebSocket
+//!   transport and the axum router that serves them.
 //! - [`publish`]: the one module that sends on the bus; [`clock`]: injectable time.
 //! - [`models`]: the model files `agentbus model pull` fetches for these stages.
 #![warn(missing_docs)]
 
 pub mod audio;
+#[cfg(feature = "browser")]
+pub mod browser;
+pub mod call;
 pub mod clock;
 pub mod error;
 pub mod models;

@@ -544,6 +544,11 @@ impl VoicePipeline {
 
     /// Runs until the transport has no more input and the last reply has been played;
     /// closes the transport (edge events) and returns what happened.
+    ///
+    /// # Errors
+    /// A stage that fails (the transport's input included) ends the input: the reply in
+    /// progress still finishes (unless playing it failed), the transport is closed with
+    /// its edge events, and then the first error is returned.
     pub async fn run(mut self) -> Result<PipelineReport> {
         self.transport.open().await;
         let mut rx = self
@@ -551,6 +556,7 @@ impl VoicePipeline {
             .take()
             .expect("the receiver is only taken here");
         let mut input_open = true;
+        let mut failure = None;
         loop {
             if !input_open && self.reply.is_none() {
                 break;
@@ -558,26 +564,41 @@ impl VoicePipeline {
             tokio::select! {
                 biased;
                 message = rx.recv() => {
-                    if let Some(message) = message {
-                        self.handle_reply(message).await?;
+                    if let Some(message) = message
+                        && let Err(error) = self.handle_reply(message).await
+                    {
+                        // Nowhere to play the reply: it stops, and so does the input.
+                        if let Some(reply) = self.reply.take() {
+                            reply.cancel.cancel();
+                            reply.task.abort();
+                        }
+                        input_open = false;
+                        failure.get_or_insert(error);
                     }
                 }
                 frame = self.transport.recv(), if input_open => {
-                    match frame {
-                        Some(Ok(frame)) => self.on_frame(frame).await?,
-                        Some(Err(error)) => return Err(error),
+                    let step = match frame {
+                        Some(Ok(frame)) => self.on_frame(frame).await,
+                        Some(Err(error)) => Err(error),
                         None => {
                             input_open = false;
-                            self.close_open_turn().await?;
+                            self.close_open_turn().await
                         }
+                    };
+                    if let Err(error) = step {
+                        input_open = false;
+                        failure.get_or_insert(error);
                     }
                 }
             }
         }
         self.reply_rx = Some(rx);
         self.stt.close().await;
-        self.transport.close().await?;
-        Ok(self.report)
+        let closed = self.transport.close().await;
+        match failure {
+            Some(error) => Err(error),
+            None => closed.map(|()| self.report),
+        }
     }
 }
 
