@@ -1,8 +1,8 @@
 //! [`CallSession`]: the call-session side of a conversation — the call created and ended,
 //! its session started and ended, who joined and left (the agent included), the
 //! participant counts, transcription started and stopped, and closed captions of what
-//! was said — published as the catalogue's `call.*` events and `agent.joined_call` /
-//! `agent.left_call`.
+//! was said, recording started and stopped — published as the catalogue's `call.*`
+//! events and `agent.joined_call` / `agent.left_call`.
 //!
 //! An edge that hosts calls itself (the browser edge: one call per page) drives a
 //! `CallSession`; an edge on a video platform would publish what the platform reports.
@@ -17,10 +17,10 @@ use std::time::Instant;
 use agentbus_events::Participant;
 use agentbus_events::agent::{AgentJoinedCallEvent, AgentLeftCallEvent};
 use agentbus_events::call::{
-    CallCreatedEvent, CallInfo, CallSessionCallEndedEvent, CallSessionEndedEvent,
-    CallSessionParticipantCountsUpdatedEvent, CallSessionParticipantJoinedEvent,
-    CallSessionParticipantLeftEvent, CallSessionStartedEvent, CallTranscriptionStartedEvent,
-    CallTranscriptionStoppedEvent, ClosedCaptionEvent,
+    CallCreatedEvent, CallInfo, CallRecordingStartedEvent, CallRecordingStoppedEvent,
+    CallSessionCallEndedEvent, CallSessionEndedEvent, CallSessionParticipantCountsUpdatedEvent,
+    CallSessionParticipantJoinedEvent, CallSessionParticipantLeftEvent, CallSessionStartedEvent,
+    CallTranscriptionStartedEvent, CallTranscriptionStoppedEvent, ClosedCaptionEvent,
 };
 use chrono::{DateTime, Utc};
 
@@ -176,6 +176,31 @@ impl CallSession {
                 speaker_id: speaker.user_id.clone(),
                 start_time,
                 end_time: Some(Utc::now()),
+            })
+            .await;
+    }
+
+    /// The call is being recorded (`recording_type` e.g. `individual`; `egress_id` names
+    /// the recording).
+    pub async fn recording_started(&self, recording_type: &str, egress_id: &str) {
+        self.emitter
+            .emit(CallRecordingStartedEvent {
+                meta: self.meta_of(None),
+                call_cid: self.call.cid(),
+                recording_type: Some(recording_type.to_owned()),
+                egress_id: Some(egress_id.to_owned()),
+            })
+            .await;
+    }
+
+    /// The call's recording stopped.
+    pub async fn recording_stopped(&self, recording_type: &str, egress_id: &str) {
+        self.emitter
+            .emit(CallRecordingStoppedEvent {
+                meta: self.meta_of(None),
+                call_cid: self.call.cid(),
+                recording_type: Some(recording_type.to_owned()),
+                egress_id: Some(egress_id.to_owned()),
             })
             .await;
     }

@@ -1,5 +1,6 @@
 //! The edge: the [`Transport`] trait (audio in from a participant, audio out to them),
-//! [`WavFileTransport`] (a WAV file in, a WAV file out — one spoken exchange offline), and
+//! [`WavFileTransport`] (a WAV file in, a WAV file out — one spoken exchange offline),
+//! [`RecordingTransport`] (any transport, its call recorded to WAV files), and
 //! [`InstrumentedTransport`], which publishes the edge events: participant joined/left,
 //! track added/removed, audio received, call ended.
 
@@ -19,7 +20,7 @@ use crate::audio::{AudioFrame, SPEECH_RATE};
 use crate::error::Result;
 use crate::publish::Emitter;
 use crate::resample::resample;
-use crate::wav::{read_wav, write_wav};
+use crate::wav::{WavRecorder, read_wav, write_wav};
 
 /// Where a conversation's audio comes from and goes to.
 pub trait Transport: Send {
@@ -124,6 +125,92 @@ impl Transport for WavFileTransport {
                 write_wav(path, &self.played())?;
             }
             Ok(())
+        })
+    }
+}
+
+/// A [`Transport`] that records the call: what the participant said (16 kHz as it
+/// arrives) and what was played to them, in two mono WAV files, written as the call goes.
+/// A recording that fails to write is logged and stopped; the call goes on.
+pub struct RecordingTransport {
+    inner: Box<dyn Transport>,
+    user: Option<WavRecorder>,
+    agent: Option<WavRecorder>,
+}
+
+impl std::fmt::Debug for RecordingTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingTransport")
+            .field("transport", &self.inner.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordingTransport {
+    /// Records `inner`'s call into `DIR/{stem}.user.wav` and `DIR/{stem}.agent.wav`.
+    pub fn new(inner: Box<dyn Transport>, dir: &Path, stem: &str) -> Self {
+        Self {
+            inner,
+            user: Some(WavRecorder::new(dir.join(format!("{stem}.user.wav")))),
+            agent: Some(WavRecorder::new(dir.join(format!("{stem}.agent.wav")))),
+        }
+    }
+}
+
+fn record_into(recorder: &mut Option<WavRecorder>, frame: &AudioFrame) {
+    if let Some(active) = recorder
+        && let Err(error) = active.record(frame)
+    {
+        tracing::warn!(%error, "the call's recording stopped");
+        *recorder = None;
+    }
+}
+
+fn finish_recording(recorder: &mut Option<WavRecorder>) {
+    if let Some(mut active) = recorder.take() {
+        match active.finish() {
+            Ok(Some(path)) => tracing::info!(path = %path.display(), "call recorded"),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "the call's recording is incomplete"),
+        }
+    }
+}
+
+impl Transport for RecordingTransport {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn participant(&self) -> Participant {
+        self.inner.participant()
+    }
+
+    fn recv(&mut self) -> BoxFuture<'_, Option<Result<AudioFrame>>> {
+        Box::pin(async move {
+            let frame = self.inner.recv().await;
+            if let Some(Ok(frame)) = &frame {
+                record_into(&mut self.user, frame);
+            }
+            frame
+        })
+    }
+
+    fn send(&mut self, frame: AudioFrame) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            record_into(&mut self.agent, &frame);
+            self.inner.send(frame).await
+        })
+    }
+
+    fn clear(&mut self) {
+        self.inner.clear();
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            finish_recording(&mut self.user);
+            finish_recording(&mut self.agent);
+            self.inner.close().await
         })
     }
 }

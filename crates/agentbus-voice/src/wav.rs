@@ -161,9 +161,116 @@ fn encode<W: Write + Seek>(writer: W, audio: &AudioFrame, path: &Path) -> Result
     writer.finalize().map_err(failed)
 }
 
+/// A mono 16-bit WAV file written as audio arrives (a call's recording): the rate is the
+/// first frame's, later frames at another rate are converted, and the header is made
+/// whole by [`finish`](Self::finish). Memory stays bounded: samples go to the file.
+pub struct WavRecorder {
+    path: PathBuf,
+    writer: Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>>,
+    rate: u32,
+}
+
+impl std::fmt::Debug for WavRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WavRecorder")
+            .field("path", &self.path)
+            .field("rate", &self.rate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WavRecorder {
+    /// A recording to `path`, created with the first frame.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            writer: None,
+            rate: 0,
+        }
+    }
+
+    /// Where the recording goes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `frame` (made mono, and converted to the recording's rate).
+    pub fn record(&mut self, frame: &AudioFrame) -> Result<()> {
+        if frame.samples.is_empty() {
+            return Ok(());
+        }
+        let failed = |error: hound::Error| wav_error(&self.path, format!("recording: {error}"));
+        if self.writer.is_none() {
+            let spec = hound::WavSpec {
+                channels: 1,
+                sample_rate: frame.sample_rate,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let writer = hound::WavWriter::create(&self.path, spec).map_err(failed)?;
+            self.writer = Some(writer);
+            self.rate = frame.sample_rate;
+        }
+        let mono = frame.to_mono();
+        let mono = if mono.sample_rate == self.rate {
+            mono
+        } else {
+            crate::resample::resample(&mono, self.rate)?
+        };
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        for &sample in &mono.samples {
+            writer
+                .write_sample(sample)
+                .map_err(|error| wav_error(&self.path, format!("recording: {error}")))?;
+        }
+        Ok(())
+    }
+
+    /// Completes the file; `Ok(None)` when nothing was recorded (no file was made).
+    pub fn finish(&mut self) -> Result<Option<PathBuf>> {
+        match self.writer.take() {
+            Some(writer) => {
+                writer
+                    .finalize()
+                    .map_err(|error| wav_error(&self.path, format!("recording: {error}")))?;
+                Ok(Some(self.path.clone()))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recording_is_mono_at_the_first_rate_and_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recorder = WavRecorder::new(dir.path().join("call.wav"));
+        assert_eq!(
+            recorder.finish().unwrap(),
+            None,
+            "nothing recorded, no file"
+        );
+        recorder
+            .record(&AudioFrame::new(vec![100; 320], 16_000, 1, Duration::ZERO))
+            .unwrap();
+        // Stereo at 32 kHz: mixed down and halved to 16 kHz.
+        recorder
+            .record(&AudioFrame::new(vec![200; 1280], 32_000, 2, Duration::ZERO))
+            .unwrap();
+        let path = recorder.finish().unwrap().unwrap();
+        let audio = read_wav(&path).unwrap();
+        assert_eq!((audio.sample_rate, audio.channels), (16_000, 1));
+        assert!(
+            (630..=650).contains(&audio.samples.len()),
+            "{}",
+            audio.samples.len()
+        );
+    }
 
     #[test]
     fn round_trip() {

@@ -15,7 +15,7 @@ use agentbus_llm::ApiKey;
 use agentbus_llm::{ChatModel, InstrumentedModel, ToolChoice};
 use agentbus_local::ModelDir;
 use agentbus_local::pull::ModelStatus;
-use agentbus_voice::browser::{self, BrowserCall, BrowserLimits};
+use agentbus_voice::browser::{self, BrowserCall, BrowserConfig};
 use agentbus_voice::models::{self, VoiceModel};
 use agentbus_voice::pipeline::{PipelineConfig, PipelineReport, Stages, VoicePipeline};
 use agentbus_voice::publish::Emitter;
@@ -100,6 +100,10 @@ pub struct Args {
     /// With `--listen`: the most calls at once (more are refused with 503).
     #[arg(long, default_value_t = 2, requires = "listen")]
     pub max_calls: usize,
+    /// With `--listen`: record each call into this directory (`SESSION.user.wav`,
+    /// `SESSION.agent.wav`).
+    #[arg(long, value_name = "DIR", requires = "listen")]
+    pub record: Option<PathBuf>,
     /// Voice activity detection engine.
     #[arg(long, value_enum, default_value_t = VadEngine::Silero)]
     pub vad: VadEngine,
@@ -430,25 +434,28 @@ async fn listen(
 ) -> anyhow::Result<()> {
     let human = args.events.is_none();
     let call_bus = bus.clone();
-    let app = browser::router(
-        bus.clone(),
-        BrowserLimits::default(),
-        args.max_calls,
-        move |call: BrowserCall| {
-            let (engines, bus) = (engines.clone(), call_bus.clone());
-            async move {
-                let (pipeline, agent) =
-                    engines.pipeline(&bus, Box::new(call.transport), call.emitter)?;
-                let report = pipeline.run().await;
-                agent.finish();
-                let report = report?;
-                if human {
-                    print_report(&report);
-                }
-                Ok(())
+    if let Some(dir) = &args.record {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the recording directory {}", dir.display()))?;
+    }
+    let config = BrowserConfig {
+        max_calls: args.max_calls,
+        record: args.record.clone(),
+        ..BrowserConfig::default()
+    };
+    let app = browser::router(bus.clone(), config, move |call: BrowserCall| {
+        let (engines, bus) = (engines.clone(), call_bus.clone());
+        async move {
+            let (pipeline, agent) = engines.pipeline(&bus, call.transport, call.emitter)?;
+            let report = pipeline.run().await;
+            agent.finish();
+            let report = report?;
+            if human {
+                print_report(&report);
             }
-        },
-    )
+            Ok(())
+        }
+    })
     .route(
         "/",
         axum::routing::get(|| async { axum::response::Redirect::to("/voice") }),

@@ -2,7 +2,7 @@
 // page in headless Chromium whose microphone is a WAV file espeak-ng speaks at test time
 // ("Hello. What is the capital of France?"). The page must hear a spoken reply; the
 // server's event stream must hold the edge, call-session, speech and agent events in
-// the order a call makes them.
+// the order a call makes them, and the call must be recorded (--record).
 //
 // Needs: $AGENTBUS_BIN (the agentbus binary, models pulled), espeak-ng, Chromium
 // ($CHROMIUM_PATH or /usr/bin/chromium). A screenshot goes to test-output/.
@@ -55,7 +55,7 @@ function speech(dir, text, before = 1.0, after = 4.0) {
 
 /** Starts `agentbus voice --listen` on a free port; resolves with its URL. */
 function startServer(dir) {
-  const child = spawn(bin, ['voice', '--listen', '127.0.0.1:0', '--events', 'jsonl', '--no-store'], {
+  const child = spawn(bin, ['voice', '--listen', '127.0.0.1:0', '--events', 'jsonl', '--no-store', '--record', 'calls'], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -154,6 +154,12 @@ test('a spoken question in Chromium gets a spoken answer, with the edge and call
   for (const type of ['plugin.edge.participant_joined', 'agent.user_transcript', 'plugin.tts_synthesis_start', 'call.ended']) {
     assert.equal(events.find((e) => e.type === type).session_id, session, `${type} is in the call's session`);
   }
+  inOrder('call.session_started', 'call.recording_started', 'plugin.edge.participant_joined',
+    'plugin.edge.participant_left', 'call.recording_stopped', 'call.session_ended');
+  // The recording: both sides of the call, as WAV files named after the session.
+  const recorded = (side) => fs.statSync(path.join(dir, 'calls', `${session}.${side}.wav`)).size;
+  assert.ok(recorded('user') > 44 + 16000 * 2 * 2, 'at least 2 s of the user at 16 kHz');
+  assert.ok(recorded('agent') > 44 + 8000 * 2, 'the reply');
   const captions = events.filter((e) => e.type === 'call.closed_caption');
   assert.ok(captions.some((c) => /capital of france/i.test(c.text)), 'the question is captioned');
   assert.ok(captions.some((c) => c.speaker_id === 'agent'), 'the answer is captioned');

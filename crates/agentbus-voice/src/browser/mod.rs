@@ -8,7 +8,10 @@
 //! left, ended), hands a [`BrowserCall`] to the application's handler (which runs a
 //! [`VoicePipeline`](crate::pipeline::VoicePipeline) over its transport, so the edge
 //! events come from [`InstrumentedTransport`](crate::transport::InstrumentedTransport)),
-//! and shows the call's events on the page as they happen.
+//! and shows the call's events on the page as they happen. With
+//! [`BrowserConfig::record`], each call is also recorded (two WAV files per call:
+//! what the user said and what the agent said) between `call.recording_started` and
+//! `call.recording_stopped`.
 //!
 //! # Protocol (one WebSocket per call)
 //! - page → server, first: `{"type":"hello","sample_rate":48000,"name":"Ada"}` (within
@@ -46,6 +49,10 @@ pub use transport::{BrowserLimits, BrowserTransport, Hello, PageSender};
 use crate::call::CallSession;
 use crate::error::Result;
 use crate::publish::Emitter;
+use crate::transport::{RecordingTransport, Transport};
+
+/// How calls are recorded: one file per side.
+const RECORDING_TYPE: &str = "individual";
 
 /// The page (HTML, CSS and script in one file, served from the binary).
 pub const PAGE: &str = include_str!("page.html");
@@ -53,16 +60,44 @@ pub const PAGE: &str = include_str!("page.html");
 /// Event types not shown on the page: they carry audio samples, many times a second.
 const NOT_ON_PAGE: &[&str] = &["plugin.edge.audio_received", "plugin.tts_audio"];
 
+/// How the browser edge serves calls.
+#[derive(Clone, Debug)]
+pub struct BrowserConfig {
+    /// What one page may send, and how long it may wait.
+    pub limits: BrowserLimits,
+    /// The most calls at once; more are refused with 503.
+    pub max_calls: usize,
+    /// Record each call into this directory (`{session}.user.wav`, `{session}.agent.wav`).
+    pub record: Option<std::path::PathBuf>,
+}
+
+impl Default for BrowserConfig {
+    fn default() -> Self {
+        Self {
+            limits: BrowserLimits::default(),
+            max_calls: 2,
+            record: None,
+        }
+    }
+}
+
 /// What the router hands to the application for each page that connects.
-#[derive(Debug)]
 pub struct BrowserCall {
-    /// The page's audio.
-    pub transport: BrowserTransport,
+    /// The page's audio (recorded when the edge records calls).
+    pub transport: Box<dyn Transport>,
     /// The page's hello.
     pub hello: Hello,
     /// Publishes on the router's bus, stamped with the call's session id (which is also
     /// the call id).
     pub emitter: Emitter,
+}
+
+impl std::fmt::Debug for BrowserCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrowserCall")
+            .field("session_id", &self.session_id())
+            .finish_non_exhaustive()
+    }
 }
 
 impl BrowserCall {
@@ -78,22 +113,23 @@ type Handler = dyn Fn(BrowserCall) -> BoxFuture<'static, Result<()>> + Send + Sy
 struct Edge {
     bus: EventManager,
     limits: BrowserLimits,
+    record: Option<std::path::PathBuf>,
     calls: Arc<Semaphore>,
     handler: Arc<Handler>,
 }
 
 /// The browser edge's routes: `GET /voice` and `GET /voice/ws`. `handler` runs each call
 /// (typically a [`VoicePipeline`](crate::pipeline::VoicePipeline) over
-/// [`BrowserCall::transport`]) and returns when it is over; at most `max_calls` run at
-/// once (more are refused with 503).
+/// [`BrowserCall::transport`]) and returns when it is over; at most
+/// [`BrowserConfig::max_calls`] run at once (more are refused with 503).
 ///
 /// ```no_run
-/// use agentbus_voice::browser::{router, BrowserCall, BrowserLimits};
+/// use agentbus_voice::browser::{router, BrowserCall, BrowserConfig};
 ///
 /// # async fn serve() -> std::io::Result<()> {
 /// let bus = agentbus::EventManager::new();
-/// let app = router(bus, BrowserLimits::default(), 4, |call: BrowserCall| async move {
-///     // Build the stages and run `VoicePipeline::new(stages, Box::new(call.transport),
+/// let app = router(bus, BrowserConfig::default(), |call: BrowserCall| async move {
+///     // Build the stages and run `VoicePipeline::new(stages, call.transport,
 ///     // call.emitter, config)` here.
 ///     Ok(())
 /// });
@@ -101,12 +137,7 @@ struct Edge {
 /// axum::serve(listener, app).await
 /// # }
 /// ```
-pub fn router<F, Fut>(
-    bus: EventManager,
-    limits: BrowserLimits,
-    max_calls: usize,
-    handler: F,
-) -> Router
+pub fn router<F, Fut>(bus: EventManager, config: BrowserConfig, handler: F) -> Router
 where
     F: Fn(BrowserCall) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<()>> + Send + 'static,
@@ -114,8 +145,9 @@ where
     let handler: Arc<Handler> = Arc::new(move |call| Box::pin(handler(call)));
     let edge = Edge {
         bus,
-        limits,
-        calls: Arc::new(Semaphore::new(max_calls.max(1))),
+        limits: config.limits,
+        record: config.record,
+        calls: Arc::new(Semaphore::new(config.max_calls.max(1))),
         handler,
     };
     Router::new()
@@ -185,7 +217,7 @@ async fn run_call(edge: Edge, socket: WebSocket) {
     let call = Arc::new(CallSession::new(
         emitter.clone(),
         session_id.clone(),
-        crate::transport::Transport::participant(&transport),
+        transport.participant(),
     ));
     let view = match edge.bus.stream::<Arc<dyn DynEvent>>(
         format!("browser-page-{session_id}"),
@@ -206,12 +238,26 @@ async fn run_call(edge: Edge, socket: WebSocket) {
     };
     call.start().await;
     tracing::info!(session_id, "browser call started");
+    let transport: Box<dyn Transport> = match &edge.record {
+        Some(dir) => {
+            call.recording_started(RECORDING_TYPE, &session_id).await;
+            Box::new(RecordingTransport::new(
+                Box::new(transport),
+                dir,
+                &session_id,
+            ))
+        }
+        None => Box::new(transport),
+    };
     let outcome = (edge.handler)(BrowserCall {
         transport,
         hello,
         emitter,
     })
     .await;
+    if edge.record.is_some() {
+        call.recording_stopped(RECORDING_TYPE, &session_id).await;
+    }
     let reason = match &outcome {
         Ok(()) => "the page hung up".to_owned(),
         Err(error) => {
