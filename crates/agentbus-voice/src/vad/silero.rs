@@ -39,8 +39,10 @@ const HIDDEN: usize = 128;
 /// candle's tensor operations by a test). candle splits its products over every core, and
 /// for tensors this small the hand-offs cost more than the work: on 2 cores `bench voice`
 /// measured 354–532 µs a window with candle (136 µs with candle on one thread: but candle's
-/// thread count is process-wide, and Whisper needs both cores) and 220–367 µs with the
-/// loops, on a machine shared with other work.
+/// thread count is process-wide, and Whisper needs both cores), 220–374 µs with the loops
+/// when each three-tap convolution output was many short dot products, and 169 µs since
+/// each is one long dot product over an im2col column, on a machine shared with other
+/// work.
 pub struct SileroVad {
     net: Net,
     context: Vec<f32>,
@@ -87,7 +89,12 @@ impl Conv {
 
     /// `x` (`[inputs][len]`) convolved into `out` (`[outputs][len_out]`); returns
     /// `len_out`.
-    fn apply(&self, x: &[f32], len: usize, out: &mut Vec<f32>) -> usize {
+    ///
+    /// Each output position gathers its window of every input channel into one column
+    /// (`[inputs][taps]`, zeros for the padding), laid out as a weight row is, so each
+    /// output is one long dot product the compiler vectorises. Three-tap kernels as
+    /// `inputs` dot products of three were scalar, and most of a window's time.
+    fn apply(&self, x: &[f32], len: usize, out: &mut Vec<f32>, column: &mut Vec<f32>) -> usize {
         let padded = len + 2 * self.padding;
         let len_out = if padded < self.taps {
             0
@@ -96,21 +103,24 @@ impl Conv {
         };
         out.clear();
         out.resize(self.outputs * len_out, 0.0);
-        for o in 0..self.outputs {
-            for t in 0..len_out {
-                // The taps that fall on the input (the padding is zeros).
-                let start = t * self.stride;
-                let first = self.padding.saturating_sub(start);
-                let last = (len + self.padding).saturating_sub(start).min(self.taps);
-                let mut sum = self.bias[o];
-                if first < last {
-                    let at = start + first - self.padding;
-                    for c in 0..self.inputs {
-                        let w = &self.weight[(o * self.inputs + c) * self.taps..][first..last];
-                        sum += dot(w, &x[c * len + at..][..last - first]);
-                    }
+        let row = self.inputs * self.taps;
+        column.clear();
+        column.resize(row, 0.0);
+        for t in 0..len_out {
+            let start = t * self.stride;
+            for c in 0..self.inputs {
+                let input = &x[c * len..][..len];
+                for (k, slot) in column[c * self.taps..][..self.taps].iter_mut().enumerate() {
+                    // `start + k` is a position in the padded input.
+                    *slot = (start + k)
+                        .checked_sub(self.padding)
+                        .and_then(|i| input.get(i))
+                        .copied()
+                        .unwrap_or(0.0);
                 }
-                out[o * len_out + t] = sum;
+            }
+            for o in 0..self.outputs {
+                out[o * len_out + t] = self.bias[o] + dot(&self.weight[o * row..][..row], column);
             }
         }
         len_out
@@ -246,8 +256,8 @@ impl SileroVad {
         }
         self.context.copy_from_slice(&x[n - CONTEXT..n]);
         let net = &self.net;
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        let frames = net.stft.apply(&x, x.len(), &mut a);
+        let (mut a, mut b, mut column) = (Vec::new(), Vec::new(), Vec::new());
+        let frames = net.stft.apply(&x, x.len(), &mut a, &mut column);
         // Magnitude of the 129 bins: real parts are the first half, imaginary the second.
         let bins = net.stft.outputs / 2;
         b.clear();
@@ -257,7 +267,7 @@ impl SileroVad {
         }));
         let mut len = frames;
         for conv in &net.convs {
-            len = conv.apply(&b, len, &mut a);
+            len = conv.apply(&b, len, &mut a, &mut column);
             a.iter_mut().for_each(|v| *v = v.max(0.0));
             std::mem::swap(&mut a, &mut b);
         }
