@@ -33,6 +33,15 @@ pub struct AudioFrame {
     pub timestamp: Duration,
 }
 
+/// `samples` as little-endian 16-bit bytes.
+pub fn pcm16_le(samples: &[i16]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(samples.len() * 2);
+    for sample in samples {
+        bytes.extend_from_slice(&sample.to_le_bytes());
+    }
+    bytes
+}
+
 impl AudioFrame {
     /// A frame of `samples`.
     pub fn new(samples: Vec<i16>, sample_rate: u32, channels: u16, timestamp: Duration) -> Self {
@@ -111,7 +120,7 @@ impl AudioFrame {
 
     /// The frame as little-endian 16-bit bytes (what `audio/pcm` and WAV data hold).
     pub fn to_le_bytes(&self) -> Vec<u8> {
-        self.samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+        pcm16_le(&self.samples)
     }
 
     /// A frame from little-endian 16-bit bytes; an odd trailing byte is an error.

@@ -150,6 +150,29 @@ impl StreamResampler {
     }
 }
 
+/// `frame`'s samples, mono, at `rate`: as they are when the frame already is, otherwise
+/// through the live resampler kept in `slot` (made, or made again, for the frame's rate).
+/// For the engines that take a stream of frames at one rate (VAD, streaming STT,
+/// speech-to-speech).
+pub fn mono_at(
+    slot: &mut Option<(u32, StreamResampler)>,
+    frame: &AudioFrame,
+    rate: u32,
+) -> Result<Vec<i16>> {
+    let mono = frame.to_mono();
+    if mono.sample_rate == rate {
+        return Ok(mono.samples);
+    }
+    let resampler = match slot {
+        Some((from, resampler)) if *from == mono.sample_rate => resampler,
+        stale => {
+            let fresh = StreamResampler::new(mono.sample_rate, rate)?;
+            &mut stale.insert((mono.sample_rate, fresh)).1
+        }
+    };
+    resampler.push(&mono.samples)
+}
+
 /// The duration of `samples` mono samples at `rate`.
 pub fn samples_duration(samples: usize, rate: u32) -> Duration {
     Duration::from_secs_f64(samples as f64 / f64::from(rate.max(1)))

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::audio::{AudioFrame, SPEECH_RATE};
+use crate::audio::{AudioFrame, SPEECH_RATE, pcm16_le};
 use crate::error::{Result, VoiceError};
 use crate::resample::{StreamResampler, samples_duration};
 use crate::transport::Transport;
@@ -218,29 +218,20 @@ async fn read_frames(
         };
         let frame = match message {
             Ok(Message::Binary(bytes)) => {
-                if bytes.len() % 2 != 0 {
-                    Err(protocol(format!(
-                        "an audio message of {} bytes is not whole 16-bit samples",
-                        bytes.len()
-                    )))
-                } else {
-                    let samples: Vec<i16> = bytes
-                        .chunks_exact(2)
-                        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                        .collect();
-                    let converted = match &mut resampler {
-                        Some(resampler) => resampler.push(&samples),
-                        None => Ok(samples),
-                    };
-                    match converted {
-                        Ok(samples) if samples.is_empty() => continue,
-                        Ok(samples) => {
-                            let timestamp = samples_duration(samples_out as usize, SPEECH_RATE);
-                            samples_out += samples.len() as u64;
-                            Ok(AudioFrame::new(samples, SPEECH_RATE, 1, timestamp))
-                        }
-                        Err(error) => Err(error),
+                let converted = AudioFrame::from_le_bytes(&bytes, rate, 1, Duration::ZERO)
+                    .map_err(|error| protocol(format!("an audio message: {error}")))
+                    .and_then(|frame| match &mut resampler {
+                        Some(resampler) => resampler.push(&frame.samples),
+                        None => Ok(frame.samples),
+                    });
+                match converted {
+                    Ok(samples) if samples.is_empty() => continue,
+                    Ok(samples) => {
+                        let timestamp = samples_duration(samples_out as usize, SPEECH_RATE);
+                        samples_out += samples.len() as u64;
+                        Ok(AudioFrame::new(samples, SPEECH_RATE, 1, timestamp))
                     }
+                    Err(error) => Err(error),
                 }
             }
             Ok(Message::Text(text)) => match serde_json::from_str::<FromPage>(text.as_str()) {
@@ -259,11 +250,8 @@ async fn read_frames(
 }
 
 fn encode_audio(frame: &AudioFrame) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(4 + frame.samples.len() * 2);
-    bytes.extend_from_slice(&frame.sample_rate.to_le_bytes());
-    for sample in &frame.samples {
-        bytes.extend_from_slice(&sample.to_le_bytes());
-    }
+    let mut bytes = frame.sample_rate.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&pcm16_le(&frame.samples));
     bytes
 }
 

@@ -27,9 +27,9 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Realtime, RealtimeUpdate};
-use crate::audio::AudioFrame;
+use crate::audio::{AudioFrame, pcm16_le};
 use crate::error::{Result, VoiceError};
-use crate::resample::StreamResampler;
+use crate::resample::{StreamResampler, mono_at};
 use crate::ws::Socket;
 
 /// The engine's name in events and errors.
@@ -225,22 +225,15 @@ impl OpenAiRealtime {
                 return;
             }
             "response.output_audio.delta" | "response.audio.delta" => {
-                let bytes = match BASE64.decode(text("delta")) {
-                    Ok(bytes) if bytes.len() % 2 == 0 => bytes,
-                    _ => {
-                        let error = self.remote("reply audio that is not base64 16-bit PCM", true);
-                        self.updates.push_back(RealtimeUpdate::Error(error));
-                        return;
-                    }
+                let decoded = BASE64.decode(text("delta")).ok().and_then(|bytes| {
+                    AudioFrame::from_le_bytes(&bytes, REALTIME_RATE, 1, Duration::ZERO).ok()
+                });
+                let Some(audio) = decoded else {
+                    let error = self.remote("reply audio that is not base64 16-bit PCM", true);
+                    self.updates.push_back(RealtimeUpdate::Error(error));
+                    return;
                 };
-                let samples = bytes
-                    .chunks_exact(2)
-                    .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                    .collect();
-                RealtimeUpdate::Audio {
-                    audio: AudioFrame::new(samples, REALTIME_RATE, 1, Duration::ZERO),
-                    response_id,
-                }
+                RealtimeUpdate::Audio { audio, response_id }
             }
             "response.output_audio.done" | "response.audio.done" => RealtimeUpdate::AudioDone {
                 response_id,
@@ -363,29 +356,13 @@ impl Realtime for OpenAiRealtime {
 
     fn send_audio<'a>(&'a mut self, frame: &'a AudioFrame) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let mono = frame.to_mono();
-            let samples = if mono.sample_rate == REALTIME_RATE {
-                mono.samples
-            } else {
-                let resampler = match &mut self.resampler {
-                    Some((from, resampler)) if *from == mono.sample_rate => resampler,
-                    stale => {
-                        let fresh = StreamResampler::new(mono.sample_rate, REALTIME_RATE)?;
-                        &mut stale.insert((mono.sample_rate, fresh)).1
-                    }
-                };
-                resampler.push(&mono.samples)?
-            };
+            let samples = mono_at(&mut self.resampler, frame, REALTIME_RATE)?;
             if samples.is_empty() {
                 return Ok(());
             }
-            let mut bytes = Vec::with_capacity(samples.len() * 2);
-            for sample in &samples {
-                bytes.extend_from_slice(&sample.to_le_bytes());
-            }
             self.send_json(json!({
                 "type": "input_audio_buffer.append",
-                "audio": BASE64.encode(bytes),
+                "audio": BASE64.encode(pcm16_le(&samples)),
             }))
             .await
         })

@@ -25,9 +25,9 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Stt, Transcript};
-use crate::audio::{AudioFrame, SPEECH_RATE};
+use crate::audio::{AudioFrame, SPEECH_RATE, pcm16_le};
 use crate::error::{Result, VoiceError};
-use crate::resample::StreamResampler;
+use crate::resample::{StreamResampler, mono_at};
 
 /// The engine's name in events and errors.
 const ENGINE: &str = "deepgram";
@@ -418,25 +418,10 @@ impl Stt for DeepgramStt {
 
     fn push<'a>(&'a mut self, frame: &'a AudioFrame) -> BoxFuture<'a, Result<Vec<Transcript>>> {
         Box::pin(async move {
-            let mono = frame.to_mono();
-            let samples = if mono.sample_rate == SPEECH_RATE {
-                mono.samples
-            } else {
-                let resampler = match &mut self.resampler {
-                    Some((from, resampler)) if *from == mono.sample_rate => resampler,
-                    stale => {
-                        let fresh = StreamResampler::new(mono.sample_rate, SPEECH_RATE)?;
-                        &mut stale.insert((mono.sample_rate, fresh)).1
-                    }
-                };
-                resampler.push(&mono.samples)?
-            };
-            let mut bytes = Vec::with_capacity(samples.len() * 2);
-            for sample in &samples {
-                bytes.extend_from_slice(&sample.to_le_bytes());
-            }
-            if !bytes.is_empty() {
-                self.send(Message::Binary(bytes.into())).await?;
+            let samples = mono_at(&mut self.resampler, frame, SPEECH_RATE)?;
+            if !samples.is_empty() {
+                self.send(Message::Binary(pcm16_le(&samples).into()))
+                    .await?;
             }
             self.drain()
         })

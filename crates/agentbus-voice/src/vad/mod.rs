@@ -18,7 +18,7 @@ use crate::audio::AudioFrame;
 use crate::clock::millis;
 use crate::error::{Result, VoiceError};
 use crate::publish::{Emitter, error_fields};
-use crate::resample::StreamResampler;
+use crate::resample::{StreamResampler, mono_at};
 
 /// A voice activity detector: the probability that a window of mono audio holds speech.
 pub trait Vad: Send + Sync {
@@ -182,19 +182,7 @@ impl<V: Vad> InstrumentedVad<V> {
         if frame.channels <= 1 && frame.sample_rate == rate {
             self.buffer.extend_from_slice(&frame.samples);
         } else {
-            let mono = frame.to_mono();
-            let samples = if mono.sample_rate == rate {
-                mono.samples
-            } else {
-                let resampler = match &mut self.resampler {
-                    Some((from, resampler)) if *from == mono.sample_rate => resampler,
-                    stale => {
-                        let fresh = StreamResampler::new(mono.sample_rate, rate)?;
-                        &mut stale.insert((mono.sample_rate, fresh)).1
-                    }
-                };
-                resampler.push(&mono.samples)?
-            };
+            let samples = mono_at(&mut self.resampler, frame, rate)?;
             self.buffer.extend_from_slice(&samples);
         }
         if self.buffer_at.is_none() {
