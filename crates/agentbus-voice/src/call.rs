@@ -22,7 +22,7 @@ use agentbus_events::call::{
     CallSessionParticipantJoinedEvent, CallSessionParticipantLeftEvent, CallSessionStartedEvent,
     CallTranscriptionStartedEvent, CallTranscriptionStoppedEvent, ClosedCaptionEvent,
 };
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use crate::publish::Emitter;
 
@@ -158,7 +158,7 @@ impl CallSession {
             .await;
     }
 
-    async fn caption(&self, speaker: &Participant, text: &str, start_time: Option<DateTime<Utc>>) {
+    async fn caption(&self, speaker: &Participant, text: &str) {
         let text = text.trim();
         let live = self
             .started
@@ -174,7 +174,7 @@ impl CallSession {
                 call_cid: self.call.cid(),
                 text: text.to_owned(),
                 speaker_id: speaker.user_id.clone(),
-                start_time,
+                start_time: None,
                 end_time: Some(Utc::now()),
             })
             .await;
@@ -207,12 +207,12 @@ impl CallSession {
 
     /// A closed caption of what the user said.
     pub async fn caption_user(&self, text: &str) {
-        self.caption(&self.user, text, None).await;
+        self.caption(&self.user, text).await;
     }
 
     /// A closed caption of what the agent said.
     pub async fn caption_agent(&self, text: &str) {
-        self.caption(&self.agent, text, None).await;
+        self.caption(&self.agent, text).await;
     }
 
     /// Transcription stops, the user and the agent leave, the session and the call end

@@ -182,8 +182,8 @@ impl OpenAiRealtime {
             }
             Some(Ok(_)) => true,
             Some(Err(error)) => {
-                let reason = self.remote(error.to_string(), true).to_string();
-                self.finish(Some(reason), false);
+                // tungstenite's errors carry no header, so no key: the reason as it is.
+                self.finish(Some(format!("reading: {error}")), false);
                 false
             }
             None => {
@@ -335,10 +335,18 @@ impl Realtime for OpenAiRealtime {
                         return Err(self.remote(reason, true));
                     }
                     // An error before the session exists fails the connect.
-                    if let Some(RealtimeUpdate::Error(error)) = self.updates.back() {
-                        let error = error.to_string();
-                        self.updates.pop_back();
-                        return Err(self.remote(error, false));
+                    if matches!(self.updates.back(), Some(RealtimeUpdate::Error(_)))
+                        && let Some(RealtimeUpdate::Error(error)) = self.updates.pop_back()
+                    {
+                        // The session refused its configuration: trying again will not help.
+                        return Err(match error {
+                            VoiceError::Remote { engine, reason, .. } => VoiceError::Remote {
+                                engine,
+                                reason,
+                                recoverable: false,
+                            },
+                            other => other,
+                        });
                     }
                 }
                 Ok(())
