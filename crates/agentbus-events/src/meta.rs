@@ -44,11 +44,26 @@ pub struct EventMeta {
 }
 
 impl EventMeta {
-    /// Fresh metadata: a new random id and the current time; everything else empty.
+    /// Fresh metadata: the current time and a new id made from it; everything else empty.
+    ///
+    /// The id is a UUIDv7: the timestamp's milliseconds, then 74 random bits. Ids made
+    /// later sort later (to the millisecond), so a store's index of event ids grows at its
+    /// end instead of at random places (with random ids, every stored batch rewrote pages
+    /// all over that index). They are unique as random ids are.
+    ///
+    /// ```
+    /// let a = agentbus_events::EventMeta::new();
+    /// assert_eq!(a.event_id.get_version_num(), 7);
+    /// assert_eq!(
+    ///     a.event_id.get_timestamp().map(|t| t.to_unix().0),
+    ///     Some(a.timestamp.timestamp() as u64)
+    /// );
+    /// ```
     pub fn new() -> Self {
+        let timestamp = Utc::now();
         Self {
-            event_id: Uuid::new_v4(),
-            timestamp: Utc::now(),
+            event_id: time_ordered_id(timestamp),
+            timestamp,
             seq: None,
             session_id: None,
             participant: None,
@@ -63,6 +78,17 @@ impl EventMeta {
             ..Self::new()
         }
     }
+}
+
+/// A UUIDv7 for `time`; no shared counter, so threads making ids never wait on each other.
+fn time_ordered_id(time: DateTime<Utc>) -> Uuid {
+    // Times before 1970 do not occur for a fresh event; they would map to the epoch.
+    let seconds = u64::try_from(time.timestamp()).unwrap_or(0);
+    Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        seconds,
+        time.timestamp_subsec_nanos().min(999_999_999), // a leap second counts as its last nanosecond
+    ))
 }
 
 impl Default for EventMeta {
