@@ -423,7 +423,7 @@ impl Connection {
             .map_err(StoreError::postgres("starting an append"))?;
         tx.batch_execute("LOCK TABLE events IN EXCLUSIVE MODE")
             .map_err(StoreError::postgres("locking the events table"))?;
-        let kept: Vec<EventRow>;
+        let kept;
         let rows = if skip_known {
             if !self.event_id_indexed {
                 tx.batch_execute(crate::migrations::EVENT_ID_INDEX)
@@ -439,7 +439,7 @@ impl Connection {
                 .iter()
                 .map(|row| row.get(0))
                 .collect();
-            kept = unstored_rows(rows, |id| Ok(stored.contains(id)))?;
+            kept = unstored_rows(rows, &stored);
             if kept.is_empty() {
                 #[allow(clippy::reversed_empty_ranges)]
                 return Ok(1..=0);

@@ -94,23 +94,30 @@ pub(crate) const COLUMNS: &str =
 /// How many columns [`COLUMNS`] names.
 pub(crate) const COLUMN_COUNT: usize = 9;
 
-/// A store number as the databases keep it (both have signed 64-bit integers only).
-/// The rows an idempotent append writes: those whose event id `is_stored` says the store
-/// lacks, each id once (its first row), in order. `is_stored` is asked once per distinct id.
-pub(crate) fn unstored_rows(
-    rows: &[EventRow],
-    mut is_stored: impl FnMut(&str) -> Result<bool>,
-) -> Result<Vec<EventRow>> {
+/// The rows an idempotent append writes: those whose event id is not in `stored`, each id
+/// once (its first row), in order; `rows` itself, not a copy, when every row is new (the
+/// common case).
+pub(crate) fn unstored_rows<'a>(
+    rows: &'a [EventRow],
+    stored: &std::collections::HashSet<String>,
+) -> Cow<'a, [EventRow]> {
     let mut seen = std::collections::HashSet::with_capacity(rows.len());
-    let mut new = Vec::with_capacity(rows.len());
-    for row in rows {
-        if seen.insert(row.event_id.as_str()) && !is_stored(&row.event_id)? {
-            new.push(row.clone());
-        }
+    let all_new = rows
+        .iter()
+        .all(|row| seen.insert(row.event_id.as_str()) && !stored.contains(&row.event_id));
+    if all_new {
+        return Cow::Borrowed(rows);
     }
-    Ok(new)
+    seen.clear();
+    Cow::Owned(
+        rows.iter()
+            .filter(|row| seen.insert(row.event_id.as_str()) && !stored.contains(&row.event_id))
+            .cloned()
+            .collect(),
+    )
 }
 
+/// A store number as the databases keep it (both have signed 64-bit integers only).
 pub(crate) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -210,12 +217,36 @@ impl RowEncoder {
     pub fn encode(&self, event: &dyn DynEvent) -> Result<EventRow> {
         let mut buffer = Vec::with_capacity(384);
         event.write_wire(&mut buffer)?;
-        // serde_json writes UTF-8 only, so this conversion cannot fail; map it anyway.
-        let mut body = String::from_utf8(buffer).map_err(|e| agentbus_events::EncodeError {
+        self.row(event, buffer)
+    }
+
+    /// The row for `event`, which was decoded from `wire`: the body is `wire` as it came
+    /// (no second serialisation; fields this version does not know are kept).
+    ///
+    /// ```
+    /// use agentbus_events::{DynEvent, Registry, llm::LLMResponseChunkEvent};
+    /// use agentbus_store::RowEncoder;
+    ///
+    /// let chunk = LLMResponseChunkEvent::default();
+    /// let wire = (&chunk as &dyn DynEvent).to_wire_string()?;
+    /// let event = Registry::catalogue().decode(wire.as_bytes())?;
+    /// let row = RowEncoder::default().encode_received(event.as_ref(), wire.as_bytes())?;
+    /// assert_eq!(row.body, wire);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn encode_received(&self, event: &dyn DynEvent, wire: &[u8]) -> Result<EventRow> {
+        self.row(event, wire.to_vec())
+    }
+
+    fn row(&self, event: &dyn DynEvent, body: Vec<u8>) -> Result<EventRow> {
+        // serde_json writes UTF-8 only, and a received body decoded as JSON, so this
+        // conversion does not fail; map it anyway.
+        let mut body = String::from_utf8(body).map_err(|e| agentbus_events::EncodeError {
             event_type: event.event_type(),
             message: e.to_string(),
         })?;
-        if self.audio == AudioPolicy::OmitSamples && body.contains("\"samples\":[") {
+        // (A received body may have spaces after its colons: look for the key alone.)
+        if self.audio == AudioPolicy::OmitSamples && body.contains("\"samples\"") {
             body = omit_samples(&body).unwrap_or(body);
         }
         let keys = extract_keys(&body);

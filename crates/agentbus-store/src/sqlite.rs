@@ -332,6 +332,33 @@ fn update_totals(conn: &Connection, rows: &[EventRow]) -> Result<()> {
     Ok(())
 }
 
+/// Which of `rows`' event ids the store holds: one `IN` query per
+/// [`ROWS_PER_STATEMENT`] ids instead of a lookup per row.
+fn stored_ids(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[EventRow],
+) -> Result<std::collections::HashSet<String>> {
+    let mut stored = std::collections::HashSet::new();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let placeholders = vec!["?"; chunk.len()].join(",");
+        let mut stmt = tx
+            .prepare_cached(&format!(
+                "SELECT event_id FROM events WHERE event_id IN ({placeholders})"
+            ))
+            .map_err(StoreError::sqlite("preparing the event id check"))?;
+        let ids = stmt
+            .query_map(
+                rusqlite::params_from_iter(chunk.iter().map(|row| row.event_id.as_str())),
+                |row| row.get::<_, String>(0),
+            )
+            .map_err(StoreError::sqlite("checking event ids"))?;
+        for id in ids {
+            stored.insert(id.map_err(StoreError::sqlite("checking event ids"))?);
+        }
+    }
+    Ok(stored)
+}
+
 fn insert_sql(rows: usize) -> String {
     let mut sql = format!("INSERT INTO events ({COLUMNS}) VALUES ");
     for i in 0..rows {
@@ -394,21 +421,14 @@ impl SqliteBackend {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::sqlite("starting an append"))?;
-        let kept: Vec<EventRow>;
+        let kept;
         let rows = if skip_known {
             if !self.event_id_indexed {
                 tx.execute_batch(crate::migrations::EVENT_ID_INDEX)
                     .map_err(StoreError::sqlite("creating the event id index"))?;
             }
-            let mut known = tx
-                .prepare_cached("SELECT 1 FROM events WHERE event_id = ?1 LIMIT 1")
-                .map_err(StoreError::sqlite("preparing the event id check"))?;
-            kept = unstored_rows(rows, |id| {
-                known
-                    .exists([id])
-                    .map_err(StoreError::sqlite("checking an event id"))
-            })?;
-            drop(known);
+            let stored = stored_ids(&tx, rows)?;
+            kept = unstored_rows(rows, &stored);
             if kept.is_empty() {
                 #[allow(clippy::reversed_empty_ranges)]
                 return Ok(1..=0);

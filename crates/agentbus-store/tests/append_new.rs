@@ -41,3 +41,38 @@ fn append_new_skips_event_ids_already_stored_or_repeated() {
         );
     }
 }
+
+#[test]
+fn append_new_finds_a_stored_id_anywhere_in_a_large_batch() {
+    use agentbus_events::{DynEvent, EventMeta, llm::LLMResponseChunkEvent};
+    for (backend, test) in TestStore::both() {
+        let store = EventStore::open(&test.url).unwrap();
+        let encoder = RowEncoder::default();
+        // More rows than one id check asks about at once (1,000 on SQLite).
+        let rows: Vec<_> = (0..2_500)
+            .map(|i| {
+                let event = LLMResponseChunkEvent {
+                    meta: EventMeta::for_session("big"),
+                    delta: Some(i.to_string()),
+                    ..Default::default()
+                };
+                encoder.encode(&event as &dyn DynEvent).unwrap()
+            })
+            .collect();
+        let stored = [5, 1_500, 2_499];
+        let already: Vec<_> = stored.iter().map(|&i| rows[i].clone()).collect();
+        assert_eq!(store.append_rows_new(&already).unwrap(), 3, "{backend}");
+        assert_eq!(
+            store.append_rows_new(&rows).unwrap(),
+            rows.len() - stored.len(),
+            "{backend}"
+        );
+        let ids: std::collections::HashSet<_> = store
+            .events(&EventQuery::all())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.row.event_id)
+            .collect();
+        assert_eq!(ids.len(), rows.len(), "{backend}: every id once");
+    }
+}
