@@ -383,8 +383,8 @@ async fn store_rates(
     ))?);
     let mut options = DurableOptions::new(format!("bench-store-{rep}"));
     options.filter_subject = agentbus_nats::subject::filter_subject(Some(&session), None);
-    // As `agentbus store-writer` sets it: one batch (order through crashes).
-    options.max_ack_pending = 1000;
+    // As `agentbus store-writer` sets it for its default batch.
+    options.max_ack_pending = agentbus_nats::store::max_ack_pending_for(1000);
     let consumer = std::sync::Arc::new(bridge.durable(Registry::catalogue(), options).await?);
     let mut write = agentbus_nats::store::WriteOptions::default();
     write.max_events = Some(n as u64);

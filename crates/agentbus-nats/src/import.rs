@@ -213,7 +213,7 @@ pub struct Delivery {
     pub event: Result<Box<dyn DynEvent>, Skip>,
     /// Its sequence in the stream.
     pub stream_sequence: u64,
-    message: jetstream::Message,
+    pub(crate) message: jetstream::Message,
 }
 
 impl Delivery {
@@ -226,6 +226,16 @@ impl Delivery {
             AckKind::Term
         };
         bounded("acknowledging", self.message.ack_with(kind)).await
+    }
+
+    /// Tells the server the work is still going on: its `ack_wait` starts again, so it is
+    /// not delivered a second time meanwhile.
+    pub async fn in_progress(&self) -> Result<(), NatsError> {
+        bounded(
+            "reporting progress",
+            self.message.ack_with(AckKind::Progress),
+        )
+        .await
     }
 
     /// Tells the server to deliver it again (the work failed).

@@ -23,7 +23,7 @@ fn encode_batch(encoder: &RowEncoder, batch: &[Delivery]) -> EncodedBatch {
     let mut unencodable = 0;
     for delivery in batch {
         let Ok(event) = &delivery.event else { continue };
-        match encoder.encode(event.as_ref()) {
+        match encoder.encode_received(event.as_ref(), &delivery.message.payload) {
             Ok(row) => rows.push(row),
             Err(error) => {
                 unencodable += 1;
@@ -37,14 +37,39 @@ fn encode_batch(encoder: &RowEncoder, batch: &[Delivery]) -> EncodedBatch {
 /// Appends `rows` in one transaction, leaving out ids the store holds; returns how many
 /// were written. The append runs on a blocking thread (SQLite and the PostgreSQL client
 /// block).
-async fn append_new(store: &Arc<EventStore>, rows: Vec<EventRow>) -> Result<usize, StoreError> {
+async fn append_new(
+    store: &Arc<EventStore>,
+    rows: &Arc<Vec<EventRow>>,
+) -> Result<usize, StoreError> {
     let store = Arc::clone(store);
+    let rows = Arc::clone(rows);
     tokio::task::spawn_blocking(move || store.append_rows_new(&rows))
         .await
         .map_err(|join| StoreError::Io {
             context: "appending a batch on a blocking thread",
             source: std::io::Error::other(join.to_string()),
         })?
+}
+
+/// The first pause after a failed append; it doubles up to [`MAX_RETRY_PAUSE`].
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(500);
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
+
+/// Batches a store writer's consumer lets out at once by default (see
+/// [`max_ack_pending_for`]).
+pub const BATCHES_IN_FLIGHT: usize = 4;
+
+/// The `max_ack_pending` for a store writer's consumer that writes `batch` events per
+/// transaction: [`BATCHES_IN_FLIGHT`] batches, so the next batches are on their way while
+/// one is written. (With one batch, the server sends nothing new until that batch's
+/// acknowledgements arrive, and a writer was idle most of the time: 49,000 events/s against
+/// 68,000 with four, in `agentbus bench nats` on 2 cores.)
+///
+/// ```
+/// assert_eq!(agentbus_nats::store::max_ack_pending_for(1000), 4000);
+/// ```
+pub fn max_ack_pending_for(batch: usize) -> i64 {
+    i64::try_from(batch.saturating_mul(BATCHES_IN_FLIGHT)).unwrap_or(i64::MAX)
 }
 
 /// How [`write_all`] runs.
@@ -85,19 +110,26 @@ pub struct WriteTotals {
     /// Messages that were not events (unknown type, newer schema, malformed; see the
     /// consumer's [`ImportStats`](crate::ImportStats)), terminated.
     pub skipped: u64,
-    /// Batches whose transaction failed and that were handed back for redelivery.
+    /// Failed attempts to write a batch (each batch is tried again, in place, until it is
+    /// written or the writer is stopped).
     pub failed_batches: u64,
 }
 
 /// The store writer: writes every event `consumer` delivers to `store`, a batch per
-/// transaction, and acknowledges each batch only after it committed; a
-/// batch that fails is handed back (`nak`) and comes again. The next batch is fetched and
-/// encoded while one is written, and acknowledged while the next is written. With a
-/// consumer whose `max_ack_pending` is one batch, each session is stored in stream order
-/// even across crashes: a writer that finds events delivered and not acknowledged (its
-/// predecessor died holding them) waits `ack_wait` for them to come back before it fetches
-/// newer ones (a larger window lets a redelivered batch be overtaken). Runs until `stop` resolves (the batch in hand is finished first), or
-/// until [`WriteOptions`] says. Fetch errors (the broker away) are logged and retried.
+/// transaction, and acknowledges each batch only after it committed. The next batch is
+/// fetched and encoded while one is written, and acknowledged while the next is written.
+///
+/// **Order.** Batches are written in the order they were fetched, and a batch that fails is
+/// tried again in place (its `ack_wait` kept from running out meanwhile) rather than handed
+/// back, so nothing fetched after it can overtake it. With one writer on the consumer,
+/// each session is stored in stream order, across crashes too: a writer that finds events
+/// delivered and not acknowledged (its predecessor died holding them) waits `ack_wait` for
+/// them to come back before it fetches newer ones. Several writers sharing a consumer
+/// share its work, and batches they hold at the same time may commit in either order.
+///
+/// Runs until `stop` resolves (the batch in hand is finished first, or handed back if the
+/// store is failing), or until [`WriteOptions`] says. Fetch errors (the broker away) are
+/// logged and retried.
 ///
 /// ```no_run
 /// # async fn demo(bridge: agentbus_nats::Bridge) -> Result<(), Box<dyn std::error::Error>> {
@@ -175,29 +207,41 @@ pub async fn write_all(
         last_event = Instant::now();
         let EncodedBatch { rows, unencodable } = encoded;
         let encoded = rows.len();
-        match append_new(&store, rows).await {
-            Ok(written) => {
-                totals.written += written as u64;
-                totals.already_stored += (encoded - written) as u64;
-                totals.unencodable += unencodable as u64;
-                totals.skipped += batch.iter().filter(|d| d.event.is_err()).count() as u64;
-                // Committed: now, and only now, acknowledge (while the next batch is
-                // written).
-                let previous = acks.take();
-                acks = Some(tokio::spawn(async move {
-                    if let Some(previous) = previous {
-                        let _ = previous.await;
+        let rows = Arc::new(rows);
+        let mut pause = FIRST_RETRY_PAUSE;
+        let written = loop {
+            match append_new(&store, &rows).await {
+                Ok(written) => break Some(written),
+                Err(error) => {
+                    totals.failed_batches += 1;
+                    tracing::error!(%error, events = batch.len(), retry_in = ?pause, "writing a batch to the store failed; trying it again");
+                    in_progress(&batch).await;
+                    tokio::select! {
+                        biased;
+                        () = &mut stop => break None,
+                        () = tokio::time::sleep(pause) => {}
                     }
-                    acknowledge(&batch).await;
-                }));
+                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                }
             }
-            Err(error) => {
-                totals.failed_batches += 1;
-                tracing::error!(%error, events = batch.len(), "writing a batch to the store failed; it will be delivered again");
-                hand_back(&batch).await;
-                tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let Some(written) = written else {
+            // Stopped while the store was failing: the batch comes back at once.
+            hand_back(&batch).await;
+            break;
+        };
+        totals.written += written as u64;
+        totals.already_stored += (encoded - written) as u64;
+        totals.unencodable += unencodable as u64;
+        totals.skipped += batch.iter().filter(|d| d.event.is_err()).count() as u64;
+        // Committed: now, and only now, acknowledge (while the next batch is written).
+        let previous = acks.take();
+        acks = Some(tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
             }
-        }
+            acknowledge(&batch).await;
+        }));
     }
     fetcher.abort();
     if let Some(acks) = acks {
@@ -250,6 +294,12 @@ async fn acknowledge(batch: &[Delivery]) {
         if let Err(error) = delivery.ack().await {
             tracing::warn!(%error, "ack failed (the event will come again and be left out)");
         }
+    }
+}
+
+async fn in_progress(batch: &[Delivery]) {
+    for delivery in batch {
+        let _ = delivery.in_progress().await;
     }
 }
 

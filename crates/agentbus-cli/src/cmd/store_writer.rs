@@ -39,9 +39,10 @@ pub struct Args {
     /// again (to this or another writer).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::provider::parse_duration)]
     pub ack_wait: Duration,
-    /// Events delivered and not yet acknowledged, over all writers (default: one batch,
-    /// which keeps each session in stream order in the store, through crashes too; raise
-    /// it to let several writers work at once, giving up that order).
+    /// Events delivered and not yet acknowledged, over all writers (default: four
+    /// batches, so the next batches are on their way while one is written). One writer
+    /// keeps each session in stream order in the store, through crashes too; writers
+    /// sharing a consumer may commit the batches they hold in either order.
     #[arg(long)]
     pub max_ack_pending: Option<i64>,
     /// Exit after this long without an event (`30s`, `2m`; default: run until stopped).
@@ -80,12 +81,9 @@ async fn write(args: Args) -> anyhow::Result<ExitCode> {
     let bridge = args.nats.connect().await?.context("--nats is required")?;
     let mut options = DurableOptions::new(&args.consumer);
     options.ack_wait = args.ack_wait;
-    // One batch: after a crash the unacknowledged batch comes back before anything newer,
-    // so each session stays in stream order in the store (with two, half-acknowledged
-    // batches let newer events overtake them).
     options.max_ack_pending = args
         .max_ack_pending
-        .unwrap_or_else(|| i64::try_from(args.batch).unwrap_or(i64::MAX));
+        .unwrap_or_else(|| agentbus_nats::store::max_ack_pending_for(args.batch));
     let consumer = bridge.durable(Registry::catalogue(), options).await?;
     eprintln!("store-writer: consumer `{}` → {location}", args.consumer);
 
