@@ -102,17 +102,17 @@ pub(crate) fn unstored_rows<'a>(
     stored: &std::collections::HashSet<String>,
 ) -> Cow<'a, [EventRow]> {
     let mut seen = std::collections::HashSet::with_capacity(rows.len());
-    let all_new = rows
+    let keep: Vec<bool> = rows
         .iter()
-        .all(|row| seen.insert(row.event_id.as_str()) && !stored.contains(&row.event_id));
-    if all_new {
+        .map(|row| seen.insert(row.event_id.as_str()) && !stored.contains(&row.event_id))
+        .collect();
+    if keep.iter().all(|&kept| kept) {
         return Cow::Borrowed(rows);
     }
-    seen.clear();
     Cow::Owned(
         rows.iter()
-            .filter(|row| seen.insert(row.event_id.as_str()) && !stored.contains(&row.event_id))
-            .cloned()
+            .zip(keep)
+            .filter_map(|(row, kept)| kept.then(|| row.clone()))
             .collect(),
     )
 }
