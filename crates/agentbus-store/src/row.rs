@@ -112,7 +112,8 @@ pub(crate) fn unstored_rows<'a>(
     Cow::Owned(
         rows.iter()
             .zip(keep)
-            .filter_map(|(row, kept)| kept.then(|| row.clone()))
+            .filter(|&(_, kept)| kept)
+            .map(|(row, _)| row.clone())
             .collect(),
     )
 }
